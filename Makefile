@@ -1,0 +1,48 @@
+# make lab  : install into .venv, build the demo store, open JupyterLab on notebooks/
+# make test : install into .venv and run every test (unit, notebooks under nbval, lint, types, layers)
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_STORE ?= demo-store
+DEMO_BATCHES ?= 300
+
+.PHONY: lab test install demo lint typecheck layers unit notebooks bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	test -e $(DEMO_STORE)/pharmakg-store.json || $(BIN)/pharmakg --store $(DEMO_STORE) demo --batches $(DEMO_BATCHES) --seed 1 --reason "demo plant for the lab"
+
+lab: demo
+	PHARMAKG_STORE=$(abspath $(DEMO_STORE)) $(BIN)/jupyter lab --notebook-dir=notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check pharmakg tests benchmarks
+	$(BIN)/ruff format --check pharmakg tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:randomly --nbval-lax notebooks
+
+test: lint typecheck layers unit notebooks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache .mypy_cache .ruff_cache

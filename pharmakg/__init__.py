@@ -1,0 +1,56 @@
+"""pharmakg: a knowledge-graph workbench for pharmaceutical manufacturing.
+
+>>> import pharmakg
+>>> kg = pharmakg.open()            # in memory; pharmakg.open("store") on disk
+>>> kg.query("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")["n"][0]
+0
+
+``import pharmakg`` stays light: widgets, the server, scipy and rdflib load
+only when used.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ConflictError,
+    EndpointError,
+    IngestError,
+    MissingDependencyError,
+    NotAStoreError,
+    PharmaKGError,
+    PharmaKGWarning,
+    QueryError,
+    ReadOnlyStoreError,
+    StoreError,
+    StoreLockedError,
+    UnitError,
+    ValidationError,
+)
+from .kg import DEFAULT_BASE, KnowledgeGraph, StoreInfo, restore
+from .kg import connect_store as connect
+from .kg import open_store as open
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_BASE",
+    "ConflictError",
+    "EndpointError",
+    "IngestError",
+    "KnowledgeGraph",
+    "MissingDependencyError",
+    "NotAStoreError",
+    "PharmaKGError",
+    "PharmaKGWarning",
+    "QueryError",
+    "ReadOnlyStoreError",
+    "StoreError",
+    "StoreInfo",
+    "StoreLockedError",
+    "UnitError",
+    "ValidationError",
+    "__version__",
+    "connect",
+    "open",
+    "restore",
+]

@@ -1,0 +1,215 @@
+"""The ``pharmakg`` command line: a thin shell over the Python API (layer L6).
+
+Every subcommand accepts ``--store PATH`` (default ``$PHARMAKG_STORE``, else
+``./pharmakg-store``) or ``--endpoint URL`` in any position. Errors print one
+line on stderr and exit non-zero; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    d: Any = argparse.SUPPRESS if suppress else None
+    g = parser.add_argument_group("store")
+    g.add_argument("--store", metavar="PATH", default=d, help="on-disk store (default $PHARMAKG_STORE, else ./pharmakg-store)")
+    g.add_argument("--endpoint", metavar="URL", default=d, help="query URL of a SPARQL 1.1 server instead of a local store")
+    g.add_argument("--update-endpoint", metavar="URL", default=d, help="update URL of that server (writes)")
+    g.add_argument("--base", metavar="IRI", default=d, help="base IRI for minted ids (one per enterprise/site)")
+    g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False, help="show tracebacks")
+
+
+def _format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (json: a list of objects, one per row)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pharmakg", description="Knowledge-graph workbench for pharmaceutical manufacturing.")
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _common(p, suppress=True)
+        return p
+
+    p = add("demo", "generate the demo plant (a CSV bundle) and load it")
+    p.add_argument("--batches", type=int, default=200, help="finished-product batches (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="DIR", help="where to write the bundle (default: beside the store)")
+    p.add_argument("--reason", default="demo plant", help="why (recorded in the audit trail)")
+
+    p = add("load", "load CSV bundle folders and RDF files, each in one transaction")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--graph", metavar="IRI", help="named graph to load into (default: one per source)")
+    p.add_argument("--reason", default="", help="why (recorded in the audit trail)")
+
+    p = add("query", "run a SPARQL SELECT/ASK (or CONSTRUCT with --format nt/ttl)")
+    p.add_argument("sparql", help="the query text, or - to read it from stdin, or @FILE")
+    p.add_argument("--format", choices=("table", "csv", "json", "nt", "ttl"), default="table")
+
+    p = add("update", "run a SPARQL update (audited)")
+    p.add_argument("sparql", help="the update text, or - for stdin, or @FILE")
+    p.add_argument("--reason", required=True, help="why the data changes (required)")
+
+    p = add("validate", "check the store against the SHACL shapes")
+    p.add_argument("--engine", choices=("pyshacl", "sparql"), default="pyshacl", help="pyshacl (reference, default) or sparql (compiled, fast)")
+    _format(p)
+
+    p = add("info", "counts per class, named graphs, store size")
+    _format(p)
+
+    p = add("export", "write the store or one named graph as N-Quads, TriG or Turtle")
+    p.add_argument("--format", choices=("nq", "trig", "ttl", "nt"), default="nq")
+    p.add_argument("--graph", metavar="IRI", help="only this named graph")
+    p.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+
+    p = add("backup", "write a consistent on-disk copy of the store")
+    p.add_argument("target", metavar="DIR")
+
+    p = add("restore", "restore a backup into a new store path")
+    p.add_argument("backup", metavar="DIR")
+    p.add_argument("target", metavar="DIR", nargs="?", help="default: --store")
+
+    p = add("optimize", "compact the store after big loads (queries get faster)")
+    return parser
+
+
+def _read_text(arg: str) -> str:
+    if arg == "-":
+        return sys.stdin.read()
+    if arg.startswith("@"):
+        return Path(arg[1:]).read_text(encoding="utf-8")
+    return arg
+
+
+def _store_path(args: argparse.Namespace) -> str:
+    return args.store or os.environ.get("PHARMAKG_STORE") or "pharmakg-store"
+
+
+def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
+    import pharmakg
+
+    base = args.base or pharmakg.DEFAULT_BASE
+    if args.endpoint:
+        return pharmakg.connect(args.endpoint, args.update_endpoint, base=base)
+    path = _store_path(args)
+    if read_only and not Path(path).exists():
+        raise pharmakg.NotAStoreError(path, "no store here (create one with 'pharmakg demo' or 'pharmakg load')")
+    return pharmakg.open(path, base=base)
+
+
+def _print_frame(frame: Any, fmt: str) -> None:
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", force_ascii=False, indent=1) + "\n")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
+            sys.stdout.write(frame.to_string(index=False) + "\n")
+
+
+def _run(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd == "restore":
+        import pharmakg
+
+        pharmakg.restore(args.backup, args.target or _store_path(args))
+        print(f"restored {args.backup} into {args.target or _store_path(args)}", file=sys.stderr)
+        return 0
+    read_only = cmd in ("query", "validate", "info", "export", "backup")
+    with _open(args, read_only=read_only) as kg:
+        if cmd == "demo":
+            from .demo import build_demo
+
+            out = args.out or (None if args.endpoint else f"{_store_path(args).rstrip('/')}-bundle-{args.batches}-{args.seed}")
+            plant, report = build_demo(kg, batches=args.batches, seed=args.seed, out_dir=out, reason=args.reason, progress=sys.stderr.isatty())
+            print(f"demo plant: {plant.batches} batches, bundle {plant.bundle}, ground truth {plant.ground_truth}", file=sys.stderr)
+            print(str(report), file=sys.stderr)
+        elif cmd == "load":
+            for path in args.paths:
+                (report,) = kg.load(path, reason=args.reason, graph=args.graph, progress=sys.stderr.isatty())
+                print(str(report), file=sys.stderr)
+        elif cmd == "query":
+            text = _read_text(args.sparql)
+            if args.format in ("nt", "ttl"):
+                graph = kg.construct(text)
+                sys.stdout.write(graph.serialize(format="nt" if args.format == "nt" else "turtle"))
+            else:
+                _print_frame(kg.query(text), args.format)
+        elif cmd == "update":
+            kg.update(_read_text(args.sparql), reason=args.reason)
+        elif cmd == "validate":
+            report = kg.validate(engine=args.engine)
+            if args.format == "table":
+                print("conforms" if report.conforms else f"{len(report.violations)} violation(s)")
+                if not report.conforms:
+                    _print_frame(report.to_frame(), "table")
+            else:
+                _print_frame(report.to_frame(), args.format)
+            return 0 if report.conforms else 3
+        elif cmd == "info":
+            info = kg.info()
+            if args.format == "table":
+                print(str(info))
+            elif args.format == "json":
+                doc = {
+                    "location": info.location,
+                    "quads": info.quads,
+                    "size_bytes": info.size_bytes,
+                    "classes": json.loads(info.classes.to_json(orient="records")),
+                    "graphs": json.loads(info.graphs.to_json(orient="records")),
+                }
+                print(json.dumps(doc, indent=1))
+            else:
+                _print_frame(info.classes, "csv")
+        elif cmd == "export":
+            data = kg.export(format=args.format, graph=args.graph)
+            if args.out:
+                Path(args.out).write_bytes(data)
+            else:
+                sys.stdout.buffer.write(data)
+        elif cmd == "backup":
+            kg.backup(args.target)
+            print(f"backed up {kg.store.location} to {args.target}", file=sys.stderr)
+        elif cmd == "optimize":
+            kg.optimize()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import PharmaKGError
+
+    try:
+        return _run(args)
+    except (PharmaKGError, OSError, KeyError, ValueError) as exc:
+        if args.debug:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, KeyError):
+            message = str(exc.args[0]) if exc.args else message
+        print(f"pharmakg {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("pharmakg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

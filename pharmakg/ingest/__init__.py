@@ -1,0 +1,225 @@
+"""Ingest: CSV bundles and RDF files into the store, all-or-nothing (layer L3).
+
+A load runs in two phases. *Stage*: read, type, convert units, resolve
+references, find conflicts with the store and check the SHACL shapes, all
+without writing. *Commit*: one atomic ``add_nquads`` carrying the new domain
+triples, the audit record and the PROV-O activity together. Any error in
+staging raises before the commit; a crash during the commit is covered by
+the backend's atomicity (see pharmakg.store.oxigraph).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+
+from .. import audit
+from .. import terms as T
+from ..errors import ConflictError, IngestError, ValidationError, Where
+from ..store.base import Store
+from ..validate import ONTOLOGY_PATH, ValidationReport, check_staged
+from ._lookup import StoreLookup
+from .bundle import MULTI_VALUED, StagedBundle, stage_bundle
+from .rdf import RDF_SUFFIXES, stage_rdf
+
+__all__ = ["LoadReport", "load_path", "source_graph"]
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What one load wrote."""
+
+    source: str
+    graph: str
+    rows: dict[str, int]
+    triples_added: int
+    triples_already_present: int
+    seconds: float
+    validation: ValidationReport | None = field(default=None, repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(sorted(self.rows.items()), columns=["file", "rows"])
+
+    def __str__(self) -> str:
+        return (
+            f"loaded {self.source} into <{self.graph}>: {sum(self.rows.values())} rows, "
+            f"{self.triples_added} triples added, {self.triples_already_present} already present, "
+            f"{self.seconds:.1f} s"
+        )
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self}</p>" + self.to_frame().to_html(index=False)
+
+
+def source_graph(base: str, source: Path) -> str:
+    """The named graph of a source: ``{base}graph/{folder or file name}``."""
+    return f"{base}graph/{quote(source.name, safe='')}"
+
+
+_TYPED = re.compile(r'^"(.*)"\^\^<([^>]*)>$', re.S)
+
+
+def _normalise(o: pd.Series) -> pd.Series:
+    """Compare literals by value: oxigraph returns canonical lexical forms ("500" for "500.0")."""
+    parts = o.str.extract(_TYPED)
+    out = o.copy()
+    dbl = parts[1].isin([T.XSD + "double", T.XSD + "float", T.XSD + "decimal", T.XSD + "integer"])
+    if dbl.any():
+        out[dbl] = "num:" + pd.to_numeric(parts.loc[dbl, 0], errors="coerce").map(repr)
+    dtm = parts[1] == T.XSD + "dateTime"
+    if dtm.any():
+        ts = pd.to_datetime(parts.loc[dtm, 0], format="ISO8601", utc=True, errors="coerce")
+        out[dtm] = "dt:" + ts.map(lambda v: v.isoformat() if not pd.isna(v) else "")
+    return out
+
+
+def _diff_with_store(staged: pd.DataFrame, lookup: StoreLookup) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drop what the store already holds; raise on single-valued properties it holds differently.
+
+    Returns (new triples, the store's triples about the staged subjects).
+    """
+    if lookup.empty:
+        return staged, pd.DataFrame(columns=["s", "p", "o"])
+    subjects = pd.unique(staged["s"].str.slice(1, -1))
+    known = lookup.types(subjects.tolist())
+    existing = lookup.triples_about(pd.unique(known["iri"]).tolist())
+    if existing.empty:
+        return staged, existing
+    staged = staged.assign(_n=_normalise(staged["o"]))
+    existing = existing.assign(_n=_normalise(existing["o"]))
+    present = staged.merge(existing[["s", "p", "_n"]].drop_duplicates(), on=["s", "p", "_n"], how="left", indicator=True)
+    new = staged[(present["_merge"] == "left_only").to_numpy()]
+    single = new[~new["p"].isin(MULTI_VALUED)]
+    clash = single.merge(existing[["s", "p", "o"]], on=["s", "p"], suffixes=("", "_store"))
+    if not clash.empty:
+        c = clash.iloc[0]
+        raise ConflictError(
+            Where(c["file"], None if pd.isna(c["line"]) else int(c["line"]), c["column"]),
+            f"gives {c['s']} {c['p']} the value {c['o']} but the store holds {c['o_store']}; "
+            "correct the data in the store with an audited update (and a reason) rather than by re-loading",
+            value=c["o"],
+        )
+    return new.drop(columns="_n"), existing.drop(columns="_n")
+
+
+def _nt(frame: pd.DataFrame) -> bytes:
+    if frame.empty:
+        return b""
+    return ("\n".join(frame["s"] + " " + frame["p"] + " " + frame["o"] + " .") + "\n").encode("utf-8")
+
+
+def _raise_for_violations(report: ValidationReport, staged: pd.DataFrame) -> None:
+    v = report.violations[0]
+    rows = staged[staged["s"] == f"<{v.focus}>"]
+    at_path = rows[rows["p"] == f"<{v.path}>"]
+    row = (at_path if not at_path.empty else rows).iloc[0] if not rows.empty else None
+    if row is None:
+        where = Where("(staged data)")
+    else:
+        line = None if pd.isna(row["line"]) else int(row["line"])
+        column = row["column"] if isinstance(row["column"], str) else None
+        where = Where(row["file"], line, column)
+    more = len(report.violations) - 1
+    suffix = f" ({more} more violation{'s' if more > 1 else ''})" if more else ""
+    raise ValidationError(where, f"SHACL: {v}{suffix}", report=report)
+
+
+def load_path(
+    store: Store,
+    path: str | Path,
+    *,
+    base: str,
+    user: str,
+    reason: str,
+    graph: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LoadReport:
+    """Stage ``path`` (a bundle folder or an RDF file) and commit it in one transaction."""
+    started_wall = audit.utc_now()
+    t0 = time.perf_counter()
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(Where(str(path)), "does not exist")
+    target = graph or source_graph(base, path)
+    lookup = StoreLookup(store, exclude_graphs=(audit.audit_graph(base), audit.provenance_graph(base)))
+    if path.is_dir():
+        staged = stage_bundle(path, base=base, lookup=lookup, progress=progress)
+        staged.triples["g"] = f"<{target}>"
+    elif path.suffix.lower() in RDF_SUFFIXES:
+        staged = stage_rdf(path, base=base, graph=target)
+    else:
+        raise IngestError(Where(str(path)), "is neither a CSV bundle folder nor an RDF file (.ttl .nt .nq .trig .jsonld .rdf)")
+    if progress:
+        progress("checking against the store")
+    triples = staged.triples
+    before = len(triples)
+    new, existing = _diff_with_store(triples, lookup)
+    if progress:
+        progress("SHACL")
+    context = pd.concat(
+        [
+            existing[["s", "p", "o"]],
+            pd.DataFrame(
+                {"s": "<" + staged.referenced["iri"] + ">", "p": f"<{T.type_}>", "o": "<" + staged.referenced["type"] + ">"}
+            ),
+        ],
+        ignore_index=True,
+    )
+    report = check_staged(_nt(new), _nt(context))
+    if not report.conforms:
+        _raise_for_violations(report, new)
+    body = (new["s"] + " " + new["p"] + " " + new["o"] + " " + new["g"] + " .").str.cat(sep="\n") + "\n" if len(new) else ""
+    payload = body.encode("utf-8")
+    if lookup.empty or not _has_ontology(store):
+        payload += _ontology_nquads()
+    sources = tuple(
+        audit.SourceRecord(str(f), audit.file_sha256(str(f)), staged.rows.get(f.name)) for f in staged.files
+    )
+    record = audit.WriteRecord(
+        action="load",
+        user=user,
+        reason=reason,
+        target_graph=target,
+        triples_added=len(new),
+        digest=hashlib.sha256(payload).hexdigest(),
+        sources=sources,
+        started=started_wall,
+    )
+    payload += audit.record_quads(base, record).encode("utf-8")
+    if progress:
+        progress("commit")
+    store.add_nquads(payload)
+    return LoadReport(
+        source=str(path),
+        graph=target,
+        rows=staged.rows,
+        triples_added=len(new),
+        triples_already_present=before - len(new),
+        seconds=time.perf_counter() - t0,
+        validation=report,
+    )
+
+
+def _has_ontology(store: Store) -> bool:
+    import json
+
+    raw = store.query(f"ASK {{ GRAPH <{T.ONTOLOGY_GRAPH}> {{ ?s ?p ?o }} }}")
+    return bool(json.loads(raw.body)["boolean"])
+
+
+def _ontology_nquads() -> bytes:
+    """The ontology itself, in its own graph, so queries can use rdfs:subClassOf*."""
+    import pyoxigraph as ox
+
+    quads = [
+        ox.Quad(t.subject, t.predicate, t.object, ox.NamedNode(T.ONTOLOGY_GRAPH))
+        for t in ox.parse(path=str(ONTOLOGY_PATH), format=ox.RdfFormat.TURTLE)
+    ]
+    return ox.serialize(quads, format=ox.RdfFormat.N_QUADS) or b""

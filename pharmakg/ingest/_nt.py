@@ -1,0 +1,52 @@
+"""Vectorised N-Triples term encoding (layer L3).
+
+Building one pyoxigraph object per term would cost more than the store's
+own bulk load; string operations over whole pandas columns keep the mapping
+within a small factor of it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pandas as pd
+
+from ..terms import XSD
+
+__all__ = ["iri", "iri_column", "literal_column", "mint", "escape_column"]
+
+
+def iri(value: str) -> str:
+    return f"<{value}>"
+
+
+def escape_column(values: pd.Series) -> pd.Series:
+    """Escape a column of strings for an N-Triples quoted literal."""
+    s = values.astype(str)
+    if s.str.contains(r'[\\"\n\r]', regex=True).any():
+        s = (
+            s.str.replace("\\", "\\\\", regex=False)
+            .str.replace('"', '\\"', regex=False)
+            .str.replace("\n", "\\n", regex=False)
+            .str.replace("\r", "\\r", regex=False)
+        )
+    return s
+
+
+def literal_column(values: pd.Series, datatype: str | None = None) -> pd.Series:
+    """``"v"`` or ``"v"^^<datatype>`` for each value (xsd:string is left implicit)."""
+    body = '"' + escape_column(values) + '"'
+    if datatype is None or datatype == XSD + "string":
+        return body
+    return body + f"^^<{datatype}>"
+
+
+def mint(base: str, kind: str, ids: pd.Series) -> pd.Series:
+    """Stable IRIs ``{base}{kind}/{percent-encoded id}`` (``/`` inside an id is encoded too)."""
+    uniq = pd.unique(ids)
+    table = {v: f"{base}{kind}/{quote(str(v), safe='')}" for v in uniq}
+    return ids.map(table)
+
+
+def iri_column(iris: pd.Series) -> pd.Series:
+    return "<" + iris + ">"

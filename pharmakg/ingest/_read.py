@@ -1,0 +1,74 @@
+"""Read one CSV file of a bundle into strings, with line numbers (layer L3).
+
+The stdlib csv reader (C code) is used rather than ``pandas.read_csv``
+because pandas pads short rows silently, and a ragged row must be an error
+that names its line. Cells stay strings here; typing happens per column,
+vectorised, in the mapping step, so that every conversion error can name the
+line and column too.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import IngestError, Where
+
+__all__ = ["read_table", "LINE"]
+
+#: Name of the hidden column holding each row's 1-based line number in the file.
+LINE = "__line__"
+
+
+def _delimiter(header: str) -> str:
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def read_table(path: Path, *, label: str | None = None) -> pd.DataFrame:
+    """All rows of ``path`` as stripped strings plus a ``__line__`` column.
+
+    UTF-8 with or without BOM; comma or semicolon separated (decided from
+    the header); blank lines skipped; a row with more or fewer cells than the
+    header raises IngestError naming the line.
+    """
+    name = label or str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(Where(name), f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise IngestError(Where(name, 1), "has no header row")
+    delim = _delimiter(lines[0])
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=delim, strict=True)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except csv.Error as exc:
+        raise IngestError(Where(name, 1), f"malformed header: {exc}") from exc
+    if len(set(header)) != len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise IngestError(Where(name, 1), f"duplicate column name(s) {', '.join(dup)}")
+    if any(not h for h in header):
+        raise IngestError(Where(name, 1), "a column has an empty name")
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    width = len(header)
+    try:
+        for record in reader:
+            if not record or all(not c.strip() for c in record):
+                continue
+            if len(record) != width:
+                raise IngestError(
+                    Where(name, reader.line_num),
+                    f"has {len(record)} cells but the header has {width} "
+                    f"(separator {delim!r}; quote cells that contain it)",
+                )
+            rows.append([c.strip() for c in record])
+            numbers.append(reader.line_num)
+    except csv.Error as exc:
+        raise IngestError(Where(name, reader.line_num), f"malformed CSV: {exc}") from exc
+    frame = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
+    frame[LINE] = pd.array(numbers, dtype="int64") if numbers else pd.Series([], dtype="int64")
+    return frame

@@ -1,0 +1,310 @@
+"""KnowledgeGraph: the one handle users hold (layer L3, top of the model layer).
+
+It binds a store backend to the ingest, validation and audit paths, so that
+every analysis (trace, root cause, twins, transfer) takes one object and
+works unchanged on the embedded store and on a remote SPARQL server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import audit
+from . import terms as T
+from .errors import QueryError, StoreError
+from .store.base import RawResult, Store
+from .store.oxigraph import EmbeddedStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import rdflib
+
+    from .ingest import LoadReport
+    from .validate import ValidationReport
+
+__all__ = ["DEFAULT_BASE", "KnowledgeGraph", "StoreInfo", "open_store", "connect_store"]
+
+#: Default base for minted IRIs; set one per enterprise/site with ``base=``.
+DEFAULT_BASE = "https://example.org/pharmakg/"
+
+PREFIXES = f"""PREFIX pkg: <{T.PKG}>
+PREFIX rdf: <{T.RDF}>
+PREFIX rdfs: <{T.RDFS}>
+PREFIX xsd: <{T.XSD}>
+PREFIX skos: <{T.SKOS}>
+PREFIX prov: <{T.PROV}>
+PREFIX sosa: <{T.SOSA}>
+PREFIX dcterms: <{T.DCTERMS}>
+"""
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a store holds: counts per class and per named graph, and its size."""
+
+    location: str
+    quads: int
+    classes: pd.DataFrame
+    graphs: pd.DataFrame
+    size_bytes: int | None
+
+    def __str__(self) -> str:
+        size = f", {self.size_bytes / 1e6:.1f} MB on disk" if self.size_bytes else ""
+        lines = [f"{self.location}: {self.quads} quads in {len(self.graphs)} named graphs{size}"]
+        lines += [f"  {r['class']:<24} {r['instances']:>10}" for _, r in self.classes.iterrows()]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self.location}: {self.quads} quads</p>" + self.classes.to_html(index=False) + self.graphs.to_html(index=False)
+
+
+class KnowledgeGraph:
+    """One RDF graph of a plant: query it, load into it, validate and export it.
+
+    Open one with :func:`pharmakg.open` (embedded) or :func:`pharmakg.connect`
+    (remote SPARQL 1.1). Queries see the union of all named graphs; the
+    standard prefixes (pkg, rdf, rdfs, xsd, skos, prov, sosa, dcterms) are
+    predeclared.
+    """
+
+    def __init__(self, store: Store, *, base: str = DEFAULT_BASE, user: str | None = None) -> None:
+        if not base.endswith(("/", "#")):
+            raise ValueError(f"base IRI must end with '/' or '#': {base!r}")
+        self.store = store
+        self.base = base
+        self.user = user or audit.current_user()
+
+    # -- context manager -----------------------------------------------------------
+    def __enter__(self) -> KnowledgeGraph:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __repr__(self) -> str:
+        return f"<KnowledgeGraph {self.store.location}>"
+
+    # -- reading -----------------------------------------------------------------
+    def _with_prefixes(self, sparql: str) -> str:
+        return PREFIXES + sparql
+
+    def query(self, sparql: str) -> pd.DataFrame:
+        """Run a SELECT (or ASK) query; a DataFrame with typed columns."""
+        raw = self._run(sparql)
+        if raw.kind != "json":
+            raise QueryError("query() takes SELECT or ASK; use construct() for CONSTRUCT/DESCRIBE", query=sparql)
+        from ._results import json_to_frame
+
+        return json_to_frame(raw.body)
+
+    def ask(self, sparql: str) -> bool:
+        raw = self._run(sparql)
+        from ._results import json_to_bool
+
+        return json_to_bool(raw.body)
+
+    def construct(self, sparql: str) -> rdflib.Graph:
+        """Run a CONSTRUCT or DESCRIBE query; an rdflib Graph."""
+        raw = self._run(sparql)
+        if raw.kind != "graph":
+            raise QueryError("construct() takes CONSTRUCT or DESCRIBE; use query() for SELECT/ASK", query=sparql)
+        from ._results import ntriples_to_graph
+
+        return ntriples_to_graph(raw.body)
+
+    def _run(self, sparql: str) -> RawResult:
+        """Run with the standard prefixes predeclared; error positions point into the user's text."""
+        try:
+            return self.store.query(PREFIXES + sparql)
+        except QueryError as exc:
+            raise _unshift(exc, sparql) from None
+
+    def __len__(self) -> int:
+        frame = self.query("SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }")
+        return int(frame["n"].iloc[0])
+
+    def resolve(self, ref: str) -> str:
+        """An IRI for a business id (lot, batch, ...) or an IRI given as such."""
+        if ref.startswith(("http://", "https://", "urn:")):
+            return ref
+        frame = self.query(f"SELECT DISTINCT ?x WHERE {{ ?x dcterms:identifier {json.dumps(ref)} }} LIMIT 2")
+        if frame.empty:
+            raise KeyError(f"no node with business id {ref!r} in {self.store.location}")
+        if len(frame) > 1:
+            raise KeyError(f"business id {ref!r} names several nodes; pass the IRI")
+        return str(frame["x"].iloc[0])
+
+    # -- writing -----------------------------------------------------------------
+    def load(
+        self,
+        *paths: str | Path,
+        reason: str = "",
+        graph: str | None = None,
+        progress: bool | Callable[[str], None] = False,
+    ) -> list[LoadReport]:
+        """Load CSV bundle folders and RDF files; each path is one all-or-nothing transaction."""
+        from .ingest import load_path
+
+        callback = _progress_callback(progress)
+        reports = []
+        for path in paths:
+            reports.append(
+                load_path(
+                    self.store,
+                    path,
+                    base=self.base,
+                    user=self.user,
+                    reason=reason or f"load {Path(path).name}",
+                    graph=graph,
+                    progress=callback,
+                )
+            )
+        return reports
+
+    def update(self, sparql: str, *, reason: str) -> None:
+        """Run a SPARQL update and its audit record in one transaction."""
+        if not reason.strip():
+            raise ValueError("an update needs a reason (why the data changes)")
+        record = audit.WriteRecord(
+            action="update",
+            user=self.user,
+            reason=reason,
+            target_graph=None,
+            triples_added=0,
+            digest=hashlib.sha256(sparql.encode()).hexdigest(),
+        )
+        quads = audit.record_quads(self.base, record)
+        graph_lines: dict[str, list[str]] = {}
+        for line in quads.splitlines():
+            head, g = line.rsplit(" ", 2)[0], line.rsplit(" ", 2)[1]
+            graph_lines.setdefault(g, []).append(head + " .")
+        insert = " ".join(f"GRAPH {g} {{ {' '.join(lines)} }}" for g, lines in graph_lines.items())
+        try:
+            self.store.update(PREFIXES + sparql.rstrip().rstrip(";") + f" ;\nINSERT DATA {{ {insert} }}")
+        except QueryError as exc:
+            raise _unshift(exc, sparql) from None
+
+    # -- validation, info, export ------------------------------------------------------
+    def validate(self, *, engine: str = "pyshacl") -> ValidationReport:
+        """SHACL over every domain graph: ``pyshacl`` (reference) or ``sparql`` (compiled, fast)."""
+        from . import validate as v
+
+        data = self._domain_ntriples()
+        if engine == "pyshacl":
+            return v.run_pyshacl(data)
+        if engine == "sparql":
+            import pyoxigraph as ox
+
+            tmp = ox.Store()
+            if data:
+                tmp.load(data, format=ox.RdfFormat.N_TRIPLES)
+            tmp.load(path=str(v.ONTOLOGY_PATH), format=ox.RdfFormat.TURTLE)
+            return v.check_store_sparql(tmp)
+        raise ValueError(f"engine must be 'pyshacl' or 'sparql', not {engine!r}")
+
+    def _domain_graphs(self) -> list[str]:
+        skip = {audit.audit_graph(self.base), audit.provenance_graph(self.base), T.ONTOLOGY_GRAPH}
+        frame = self.query("SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }")
+        return sorted(g for g in frame["g"] if g not in skip)
+
+    def _domain_ntriples(self) -> bytes:
+        return b"".join(self.store.dump(format="nt", graph=g) for g in self._domain_graphs())
+
+    def domain_nquads(self) -> bytes:
+        """Every domain quad, sorted: equal bytes mean equal data (audit and provenance left out)."""
+        out: list[bytes] = []
+        for g in self._domain_graphs():
+            out += self.store.dump(format="nq", graph=g).splitlines()
+        return b"\n".join(sorted(out))
+
+    def info(self) -> StoreInfo:
+        classes = self.query(
+            "SELECT ?class (COUNT(DISTINCT ?x) AS ?instances) WHERE { ?x a ?c . "
+            "FILTER(STRSTARTS(STR(?c), STR(pkg:))) BIND(STRAFTER(STR(?c), '#') AS ?class) } "
+            "GROUP BY ?class ORDER BY DESC(?instances) ?class"
+        )
+        graphs = self.query("SELECT ?graph (COUNT(*) AS ?quads) WHERE { GRAPH ?graph { ?s ?p ?o } } GROUP BY ?graph ORDER BY ?graph")
+        size = self.store.size_bytes() if isinstance(self.store, EmbeddedStore) else None
+        return StoreInfo(self.store.location, int(graphs["quads"].sum()) if len(graphs) else 0, classes, graphs, size)
+
+    def export(self, *, format: str = "nq", graph: str | None = None) -> bytes:
+        """The store (or one named graph) as N-Quads, TriG or Turtle bytes."""
+        if format not in ("nq", "trig", "ttl", "nt"):
+            raise ValueError(f"format must be nq, trig, ttl or nt, not {format!r}")
+        if graph is None and format in ("ttl", "nt"):
+            raise ValueError("Turtle/N-Triples hold one graph: pass graph=, or use nq/trig for the whole store")
+        return self.store.dump(format=format, graph=graph)
+
+    def backup(self, target: str | Path) -> None:
+        """A consistent on-disk copy that :func:`pharmakg.open` can open (embedded stores)."""
+        if not isinstance(self.store, EmbeddedStore):
+            raise StoreError("backup() needs an embedded store; export() a remote one")
+        self.store.backup(target)
+
+    def optimize(self) -> None:
+        """Compact an embedded store after big loads (later queries get several times faster)."""
+        if isinstance(self.store, EmbeddedStore):
+            self.store.optimize()
+
+
+def _progress_callback(progress: bool | Callable[[str], None]) -> Callable[[str], None] | None:
+    if callable(progress):
+        return progress
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=None, unit="step", desc="load")
+
+    def step(what: str) -> None:
+        bar.set_postfix_str(what)
+        bar.update(1)
+
+    return step
+
+
+def open_store(path: str | Path | None = None, *, base: str = DEFAULT_BASE, read_only: bool = False, user: str | None = None) -> KnowledgeGraph:
+    """Open an embedded store: in memory when ``path`` is None, else on disk (created if missing)."""
+    return KnowledgeGraph(EmbeddedStore(path, read_only=read_only), base=base, user=user)
+
+
+def connect_store(
+    query_url: str,
+    update_url: str | None = None,
+    *,
+    auth: Any = None,
+    base: str = DEFAULT_BASE,
+    timeout: float = 60.0,
+    user: str | None = None,
+) -> KnowledgeGraph:
+    """Connect to a SPARQL 1.1 server (its default graph must be the union of its named graphs)."""
+    from .store.sparql import RemoteStore
+
+    return KnowledgeGraph(RemoteStore(query_url, update_url, auth=auth, timeout=timeout), base=base, user=user)
+
+
+def restore(backup: str | Path, target: str | Path) -> None:
+    """Copy a backup folder to ``target`` (which must not exist) so it can be opened."""
+    backup, target = Path(backup), Path(target)
+    if target.exists():
+        raise StoreError(f"restore target {target} already exists; restore into a new path")
+    EmbeddedStore(backup, read_only=True).close()  # fails clearly if it is not a store
+    shutil.copytree(backup, target, symlinks=True)
+
+
+_PREFIX_LINES = PREFIXES.count("\n")
+
+
+def _unshift(exc: QueryError, sparql: str) -> QueryError:
+    line = exc.line - _PREFIX_LINES if exc.line is not None and exc.line > _PREFIX_LINES else exc.line
+    return QueryError(exc.detail, query=sparql, line=line, column=exc.column)

@@ -1,0 +1,63 @@
+"""The small store protocol every backend implements (layer L2).
+
+A backend knows how to run SPARQL and how to add N-Quads atomically; nothing
+else. Result parsing, ingest, validation and audit live above it, so a third
+party backend (``pharmakg.stores`` entry point) implements five methods.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from ..errors import QueryError
+
+__all__ = ["RawResult", "Store", "query_error"]
+
+ResultKind = Literal["json", "graph"]
+
+
+@dataclass(frozen=True)
+class RawResult:
+    """A query answer as the backend serialised it.
+
+    ``json`` bodies are SPARQL 1.1 JSON results (SELECT or ASK);
+    ``graph`` bodies are N-Triples (CONSTRUCT or DESCRIBE). Parsing happens once, above the backend.
+    """
+
+    kind: ResultKind
+    body: bytes
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What pharmakg needs from a graph store.
+
+    The default graph seen by ``query`` is the union of all named graphs.
+    ``add_nquads`` must be atomic: all of the data or none of it, also when the
+    process dies midway.
+    """
+
+    location: str
+
+    def query(self, sparql: str) -> RawResult: ...
+
+    def update(self, sparql: str) -> None: ...
+
+    def add_nquads(self, data: bytes) -> None: ...
+
+    def dump(self, *, format: str, graph: str | None = None) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+_POSITION = re.compile(r"(?:error at |line )(\d+)[: ]+(?:column )?(\d+)")
+
+
+def query_error(message: str, sparql: str) -> QueryError:
+    """Build a QueryError from a parser message, pulling out ``line:column`` when present."""
+    m = _POSITION.search(message)
+    line, col = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+    detail = re.sub(r"^error at \d+:\d+: ", "", message.strip())
+    return QueryError(detail, query=sparql, line=line, column=col)
