@@ -31,8 +31,6 @@ CANONICAL_BY_DIMENSION: dict[str, str] = {
     "[mass]": "kg",
     "[length] ** 3": "L",
     "dimensionless": "1",
-    "[length]": "m",
-    "[time]": "h",
     "[substance]": "mol",
 }
 
@@ -92,7 +90,9 @@ def canonical_unit(text: str) -> str:
     try:
         return CANONICAL_BY_DIMENSION[dim]
     except KeyError:
-        raise ValueError(f"unit {text!r} has dimension {dim}, which has no canonical unit") from None
+        raise ValueError(
+            f"unit {text!r} is a {dim}, not an amount of material (mass, volume, count or substance)"
+        ) from None
 
 
 @lru_cache(maxsize=4096)

@@ -49,4 +49,6 @@ def mint(base: str, kind: str, ids: pd.Series) -> pd.Series:
 
 
 def iri_column(iris: pd.Series) -> pd.Series:
-    return "<" + iris + ">"
+    """``<iri>`` for each IRI; missing stays missing."""
+    s = iris.astype(object)
+    return ("<" + s.fillna("") + ">").where(s.notna())

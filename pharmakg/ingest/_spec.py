@@ -57,6 +57,8 @@ class TableSpec:
     shortcuts: tuple[tuple[str, str, str], ...] = ()
     #: the row node is itself a business entity (its id is the key) rather than a composite record
     entity: bool = True
+    #: column whose value is the dcterms:identifier, when not the joined key (steps: the step id)
+    identifier: str | None = None
 
     def col(self, name: str) -> Col:
         for c in self.columns:
@@ -194,6 +196,7 @@ TABLES: tuple[TableSpec, ...] = (
             Col("equipment_class", "str", T.equipmentClass),
             Col("seq", "int", T.sequence),
         ),
+        identifier="step_id",
     ),
     TableSpec(
         "parameters.csv",

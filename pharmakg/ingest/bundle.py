@@ -109,6 +109,8 @@ class _Mapper:
     # -- per column ------------------------------------------------------------
     def map_table(self, spec: TableSpec, frame: pd.DataFrame) -> None:
         node, ident = self.node_iris(spec, frame)
+        if spec.identifier:
+            ident = frame[spec.identifier]
         s = iri_column(node)
         if spec.entity:
             self.defined.setdefault(spec.kind, set()).update(node.tolist())

@@ -1,0 +1,242 @@
+"""CSV bundle ingest: mapping, units, incremental loads, and bad input that changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import pharmakg
+from pharmakg import IngestError
+
+from .conftest import MINI
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8-sig")
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _append(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+# (id, how to break the bundle, error type, file, line, column, words in the message)
+BREAKAGES: list[tuple[str, Callable[[Path], None], type[Exception], str, int | None, str | None, str]] = [
+    ("ragged row", lambda b: _append(b / "materials.csv", "X1,Extra,raw,surplus"), IngestError, "materials.csv", 6, None, "4 cells but the header has 3"),
+    ("short row", lambda b: _append(b / "materials.csv", "X1,Extra"), IngestError, "materials.csv", 6, None, "2 cells"),
+    ("bad number", lambda b: _edit(b / "parameters.csv", "60,55,65", "sixty,55,65"), IngestError, "parameters.csv", 2, "target", "expects a number"),
+    ("bad date", lambda b: _edit(b / "batches.csv", "2025-02-01T06:00:00+01:00", "2025-13-01T06:00:00+01:00"), IngestError, "batches.csv", 2, "start", "not a valid date"),
+    ("time without offset", lambda b: _edit(b / "batches.csv", "2025-02-01T06:00:00+01:00", "2025-02-01T06:00:00"), IngestError, "batches.csv", 2, "start", "with offset"),
+    ("unknown unit", lambda b: _edit(b / "consumption.csv", "50,kg", "50,kgs"), pharmakg.UnitError, "consumption.csv", 2, "unit", "unknown unit 'kgs'"),
+    ("wrong dimension", lambda b: _edit(b / "parameter_values.csv", "12,5\",kN", "12,5\",kg"), pharmakg.UnitError, "parameter_values.csv", 3, "unit", "cannot be converted"),
+    ("missing lot", lambda b: _edit(b / "consumption.csv", "B-001,L-API-1", "B-001,L-API-9"), IngestError, "consumption.csv", 2, "lot_id", "refers to lot 'L-API-9'"),
+    ("missing batch", lambda b: _edit(b / "results.csv", "S-001,B-001", "S-001,B-404"), IngestError, "results.csv", 2, "batch_id", "refers to batch 'B-404'"),
+    ("missing recipe", lambda b: _edit(b / "batches.csv", "B-002,CR-TAB", "B-002,CR-NONE"), IngestError, "batches.csv", 3, "recipe_id", "refers to recipe"),
+    ("duplicate id", lambda b: _append(b / "materials.csv", "API,Acetaminophen,drug_substance"), pharmakg.ConflictError, "materials.csv", 6, "id", "appears again"),
+    ("unknown level", lambda b: _edit(b / "equipment.csv", "Unit,CELL1,granulator", "Machine,CELL1,granulator"), IngestError, "equipment.csv", 6, "level", "expected one of"),
+    ("severity out of range", lambda b: _edit(b / "impacts.csv", "TAB-HARD,8", "TAB-HARD,11"), IngestError, "impacts.csv", 2, "severity", "1-10"),
+    ("missing id column", lambda b: _edit(b / "batches.csv", "id,recipe_id", "batch,recipe_id"), IngestError, "batches.csv", 1, "id", "required column"),
+    ("empty required cell", lambda b: _edit(b / "lots.csv", "L-MCC-2;MCC", "L-MCC-2;"), IngestError, "lots.csv", 4, "material_id", "required cell is empty"),
+]
+
+
+@pytest.mark.parametrize("case", BREAKAGES, ids=[c[0] for c in BREAKAGES])
+def test_bad_bundle_is_refused_and_changes_nothing(case, tmp_path: Path) -> None:
+    _, breaks, error, file, line, column, words = case
+    with pharmakg.open(tmp_path / "store") as kg:
+        kg.load(MINI, reason="baseline")
+        before = kg.export(format="nq")
+        broken = tmp_path / "broken"
+        import shutil
+
+        shutil.copytree(MINI, broken)
+        breaks(broken)
+        with pytest.raises(error) as err:
+            kg.load(broken, reason="should fail")
+        assert err.value.where.file.endswith(file)
+        assert err.value.line == line
+        assert err.value.column == column
+        assert words in str(err.value)
+        assert kg.export(format="nq") == before
+
+
+def test_bad_input_on_every_backend_changes_nothing(kg: pharmakg.KnowledgeGraph, bundle: Path) -> None:
+    kg.load(MINI, reason="baseline")
+    before = kg.export(format="nq")
+    _edit(bundle / "consumption.csv", "50,kg", "50,furlong")
+    with pytest.raises(pharmakg.UnitError):
+        kg.load(bundle, reason="should fail")
+    assert kg.export(format="nq") == before
+
+
+def test_semicolons_bom_and_empty_cells_are_fine(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    frame = kg.query(
+        "SELECT ?lot ?qty ?unit WHERE { ?l a pkg:MaterialLot ; dcterms:identifier ?lot . "
+        "OPTIONAL { ?l pkg:quantity ?qty ; pkg:unit ?unit } } ORDER BY ?lot"
+    )
+    rows = {r.lot: (r.qty, r.unit) for r in frame.itertuples()}
+    assert rows["L-MCC-1"] == (250.0, "kg")  # 250000 g, stored in kg
+    assert rows["L-MCC-2"][0] != rows["L-MCC-2"][0]  # empty quantity: no triple (NaN)
+
+
+def test_units_are_converted_and_given_values_kept(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    frame = kg.query(
+        "SELECT ?p ?v ?u ?given ?gu WHERE { ?x a pkg:ParameterValue ; pkg:parameter/dcterms:identifier ?p ; "
+        "pkg:value ?v ; pkg:unit ?u . OPTIONAL { ?x pkg:valueAsGiven ?given ; pkg:unitAsGiven ?gu } } ORDER BY ?p"
+    )
+    got = {r.p: (round(r.v, 9), r.u, r.given, r.gu) for r in frame.itertuples()}
+    assert got["P-INLET"] == (60.0, "Cel", "333.15", "K")  # K -> the parameter's unit Cel
+    assert got["P-DRYTIME"] == (30.0, "min", "0.5", "h")
+    assert got["P-FORCE"][:2] == (12.5, "kN")  # decimal comma accepted
+
+
+def test_reload_identical_bundle_is_a_no_op(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="first")
+    before = kg.domain_nquads()
+    (report,) = kg.load(MINI, reason="second")
+    assert report.triples_added == 0
+    assert kg.domain_nquads() == before
+    loads = kg.query("SELECT (COUNT(?a) AS ?n) WHERE { ?a a pkg:LoadActivity }")["n"].iloc[0]
+    assert loads == 2  # every load is recorded, even a no-op
+
+
+def test_incremental_bundle_references_earlier_load(kg: pharmakg.KnowledgeGraph, tmp_path: Path) -> None:
+    kg.load(MINI, reason="day 1")
+    day2 = tmp_path / "day2"
+    day2.mkdir()
+    (day2 / "batches.csv").write_text("id,recipe_id,product_id,start,end,status\nB-003,CR-TAB,TAB,2025-02-03T06:00:00+01:00,,running\n")
+    (day2 / "consumption.csv").write_text("batch_id,lot_id,step_id,quantity,unit\nB-003,L-MCC-1,UP-GRAN,10,kg\n")
+    (day2 / "parameter_values.csv").write_text("batch_id,parameter_id,value,unit,time\nB-003,P-INLET,61,,\n")
+    (report,) = kg.load(day2, reason="day 2")
+    assert report.triples_added > 0
+    frame = kg.query(
+        "SELECT ?step ?v ?u WHERE { ?c a pkg:MaterialConsumption ; pkg:batch/dcterms:identifier 'B-003' ; "
+        "pkg:step/dcterms:identifier ?step . ?pv pkg:batch/dcterms:identifier 'B-003' ; pkg:value ?v ; pkg:unit ?u }"
+    )
+    assert frame.iloc[0].tolist() == ["UP-GRAN", 61.0, "Cel"]  # the parameter's unit, from the store
+
+
+def test_row_contradicting_store_is_a_conflict(kg: pharmakg.KnowledgeGraph, tmp_path: Path) -> None:
+    kg.load(MINI, reason="day 1")
+    before = kg.export(format="nq")
+    day2 = tmp_path / "day2"
+    day2.mkdir()
+    (day2 / "materials.csv").write_text("id,name,kind\nAPI,Acetaminophen,drug_substance\n")
+    with pytest.raises(pharmakg.ConflictError) as err:
+        kg.load(day2, reason="day 2")
+    assert err.value.line == 2
+    assert err.value.column == "name"
+    assert "Paracetamol" in str(err.value)
+    assert kg.export(format="nq") == before
+
+
+def test_shacl_violation_in_rdf_is_refused(kg: pharmakg.KnowledgeGraph, tmp_path: Path) -> None:
+    kg.load(MINI, reason="baseline")
+    before = kg.export(format="nq")
+    bad = tmp_path / "lot.ttl"
+    bad.write_text(
+        "@prefix pkg: <https://w3id.org/pharmakg/ontology#> .\n@prefix dcterms: <http://purl.org/dc/terms/> .\n"
+        "<https://example.org/pharmakg/lot/L-X> a pkg:MaterialLot ; dcterms:identifier 'L-X' .\n"
+    )
+    with pytest.raises(pharmakg.ValidationError) as err:
+        kg.load(bad, reason="should fail")
+    assert "material" in str(err.value)
+    assert err.value.where.file == str(bad)
+    assert kg.export(format="nq") == before
+
+
+def test_malformed_turtle_names_line_and_column(kg: pharmakg.KnowledgeGraph, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.ttl"
+    bad.write_text('@prefix ex: <http://example.org/> .\nex:a ex:b ex:c .\nex:a ex:b "open .\n')
+    with pytest.raises(IngestError) as err:
+        kg.load(bad, reason="should fail")
+    assert err.value.line == 3
+    assert "malformed" in str(err.value)
+    assert len(kg) == 0
+
+
+def test_not_a_store(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(pharmakg.NotAStoreError, match="not a pharmakg store"):
+        pharmakg.open(tmp_path)
+
+
+def test_store_locked_by_another_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    kg = pharmakg.open(tmp_path / "store")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", f"import pharmakg; pharmakg.open({str(tmp_path / 'store')!r})"],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode != 0
+        assert "in use by another process" in proc.stderr
+    finally:
+        kg.close()
+
+
+def test_remote_endpoint_refused() -> None:
+    from pharmakg.testing import free_port
+
+    kg = pharmakg.connect(f"http://127.0.0.1:{free_port()}/query", timeout=2)
+    with pytest.raises(pharmakg.EndpointError, match="cannot connect"):
+        kg.query("ASK {}")
+
+
+def test_remote_endpoint_timeout() -> None:
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    accepted: list[socket.socket] = []
+    t = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    t.start()
+    try:
+        kg = pharmakg.connect(f"http://127.0.0.1:{port}/query", timeout=0.5)
+        with pytest.raises(pharmakg.EndpointError, match="timed out"):
+            kg.query("ASK {}")
+    finally:
+        for s in accepted:
+            s.close()
+        listener.close()
+
+
+def test_remote_read_only_without_update_url(oxigraph_url: str) -> None:
+    kg = pharmakg.connect(oxigraph_url + "/query")
+    with pytest.raises(pharmakg.ReadOnlyStoreError):
+        kg.load(MINI, reason="no")
+
+
+def test_provenance_records_files_and_hashes(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="initial load")
+    frame = kg.query(
+        "SELECT ?file ?sha ?rows ?who ?why WHERE { ?a a pkg:LoadActivity ; prov:used ?f ; "
+        "prov:wasAssociatedWith/rdfs:label ?who ; pkg:reason ?why . ?f dcterms:identifier ?file ; pkg:sha256 ?sha ; pkg:rowCount ?rows }"
+    )
+    assert len(frame) == 18
+    assert set(frame["why"]) == {"initial load"}
+    assert frame["sha"].str.len().eq(64).all()
+    lots = frame[frame["file"].str.endswith("lots.csv")]
+    assert lots["rows"].iloc[0] == 3
+
+
+def test_errors_pickle() -> None:
+    import pickle
+
+    from pharmakg.errors import Where
+
+    err = pharmakg.UnitError(Where("a.csv", 3, "unit"), "unknown unit 'x'", value="x")
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == str(err) and back.line == 3 and isinstance(back, ValueError)

@@ -1,0 +1,128 @@
+"""The graph operations every backend must support, run on memory, disk and remote stores."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import pharmakg
+from pharmakg import terms as T
+
+from .conftest import MINI
+
+
+def test_empty_store_has_no_quads(kg: pharmakg.KnowledgeGraph) -> None:
+    assert len(kg) == 0
+    assert kg.query("SELECT ?s WHERE { ?s ?p ?o }").empty
+
+
+def test_load_query_typed_columns(kg: pharmakg.KnowledgeGraph) -> None:
+    (report,) = kg.load(MINI, reason="test")
+    assert report.triples_added > 300
+    frame = kg.query(
+        "SELECT ?b ?start ?v WHERE { ?x a pkg:Batch ; dcterms:identifier ?b ; pkg:startTime ?start . "
+        "?pv pkg:batch ?x ; pkg:parameter/dcterms:identifier 'P-FORCE' ; pkg:value ?v } ORDER BY ?b"
+    )
+    assert frame["b"].tolist() == ["B-001"]
+    assert pd.api.types.is_float_dtype(frame["v"])
+    assert frame["v"].iloc[0] == pytest.approx(12.5)
+    assert isinstance(frame["start"].dtype, pd.DatetimeTZDtype)
+    assert frame["start"].iloc[0] == pd.Timestamp("2025-02-01T05:00:00Z")
+
+
+def test_default_graph_is_union_of_named_graphs(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    graphs = kg.query("SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }")["g"].tolist()
+    assert f"{kg.base}graph/mini" in graphs
+    assert f"{kg.base}graph/audit" in graphs
+    assert f"{kg.base}graph/provenance" in graphs
+    assert kg.ask("ASK { ?lot a pkg:MaterialLot }")
+
+
+def test_construct_returns_rdflib_graph(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    g = kg.construct("CONSTRUCT { ?l pkg:material ?m } WHERE { ?l a pkg:MaterialLot ; pkg:material ?m }")
+    assert len(g) == 4
+
+
+def test_update_is_audited(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    kg.update(
+        f"INSERT DATA {{ GRAPH <{kg.base}graph/notes> {{ <{kg.base}lot/L-API-1> rdfs:comment 'checked' }} }}",
+        reason="QA note",
+    )
+    assert kg.ask("ASK { ?l rdfs:comment 'checked' }")
+    reasons = kg.query("SELECT ?r WHERE { ?a a pkg:AuditRecord ; pkg:action 'update' ; pkg:reason ?r }")["r"].tolist()
+    assert reasons == ["QA note"]
+    with pytest.raises(ValueError, match="reason"):
+        kg.update("INSERT DATA { <urn:a> <urn:b> <urn:c> }", reason=" ")
+
+
+def test_load_rdf_formats(kg: pharmakg.KnowledgeGraph, tmp_path) -> None:
+    ttl = tmp_path / "extra.ttl"
+    ttl.write_text("@prefix ex: <http://example.org/> .\nex:a ex:p ex:b ; ex:q [ ex:r 1 ] .\n")
+    nq = tmp_path / "extra.nq"
+    nq.write_text('<http://example.org/c> <http://example.org/p> "x" <http://example.org/g1> .\n')
+    jsonld = tmp_path / "extra.jsonld"
+    jsonld.write_text('{"@id": "http://example.org/d", "http://example.org/p": "y"}')
+    rdfxml = tmp_path / "extra.rdf"
+    rdfxml.write_text(
+        '<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        'xmlns:ex="http://example.org/"><rdf:Description rdf:about="http://example.org/e"><ex:p>z</ex:p>'
+        "</rdf:Description></rdf:RDF>"
+    )
+    kg.load(ttl, nq, jsonld, rdfxml, reason="test")
+    assert kg.ask(f"ASK {{ GRAPH <{kg.base}graph/extra.ttl> {{ <http://example.org/a> ?p ?o }} }}")
+    assert kg.ask("ASK { GRAPH <http://example.org/g1> { <http://example.org/c> ?p ?o } }")
+    assert kg.ask("ASK { <http://example.org/d> ?p 'y' }")
+    assert kg.ask("ASK { <http://example.org/e> ?p 'z' }")
+    before = kg.domain_nquads()
+    kg.load(ttl, reason="again")  # blank nodes are skolemised deterministically: a no-op
+    assert kg.domain_nquads() == before
+
+
+def test_export_formats(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    nq = kg.export(format="nq")
+    assert b"<https://example.org/pharmakg/graph/mini>" in nq
+    ttl = kg.export(format="ttl", graph=f"{kg.base}graph/mini")
+    assert b"MaterialLot" in ttl
+    with pytest.raises(ValueError):
+        kg.export(format="ttl")
+
+
+def test_info_counts_classes(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    info = kg.info()
+    counts = dict(zip(info.classes["class"], info.classes["instances"], strict=True))
+    assert counts["Batch"] == 2
+    assert counts["MaterialLot"] == 4  # three from lots.csv, one produced
+    assert info.quads > 0
+
+
+def test_query_error_carries_position(kg: pharmakg.KnowledgeGraph) -> None:
+    with pytest.raises(pharmakg.QueryError) as err:
+        kg.query("SELECT ?x\nWHERE { ?x ?y }")
+    assert err.value.line == 2
+    assert err.value.column is not None
+    assert "line 2" in str(err.value)
+
+
+def test_resolve_business_id(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    assert kg.resolve("B-001") == f"{kg.base}batch/B-001"
+    with pytest.raises(KeyError):
+        kg.resolve("NOPE")
+
+
+def test_terms_match_ontology() -> None:
+    import pyoxigraph as ox
+
+    from pharmakg.validate import ONTOLOGY_PATH
+
+    store = ox.Store()
+    store.load(path=str(ONTOLOGY_PATH), format=ox.RdfFormat.TURTLE)
+    declared = {str(q.subject.value) for q in store.quads_for_pattern(None, ox.NamedNode(T.RDFS + "label"), None)}
+    declared |= {str(q.subject.value) for q in store.quads_for_pattern(None, ox.NamedNode(T.SKOS + "prefLabel"), None)}
+    missing = [t for t in (*T.ALL_TERMS, *T.PROV_TERMS) if t not in declared]
+    assert not missing
