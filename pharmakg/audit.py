@@ -90,7 +90,7 @@ def record_quads(base: str, rec: WriteRecord) -> str:
         f"{rid} <{T.user}> {_lit(rec.user)} {audit_g} .",
         f"{rid} <{T.PROV}endedAtTime> {_lit(ended)}{dt} {audit_g} .",
         f"{rid} <{T.reason}> {_lit(rec.reason)} {audit_g} .",
-        f"{rid} <{T.tripleCount}> \"{rec.triples_added}\"^^<{T.XSD}integer> {audit_g} .",
+        f'{rid} <{T.tripleCount}> "{rec.triples_added}"^^<{T.XSD}integer> {audit_g} .',
         f"{rid} <{T.sha256}> {_lit(rec.digest)} {audit_g} .",
     ]
     if rec.target_graph:
@@ -107,7 +107,7 @@ def record_quads(base: str, rec: WriteRecord) -> str:
             f"{agent} <{T.type_}> <{T.PROV}Agent> {prov_g} .",
             f"{agent} <{T.label}> {_lit(rec.user)} {prov_g} .",
             f"{act} <{T.reason}> {_lit(rec.reason)} {prov_g} .",
-            f"{act} <{T.tripleCount}> \"{rec.triples_added}\"^^<{T.XSD}integer> {prov_g} .",
+            f'{act} <{T.tripleCount}> "{rec.triples_added}"^^<{T.XSD}integer> {prov_g} .',
             f"{rid} <{T.PROV}wasGeneratedBy> {act} {audit_g} .",
         ]
         if rec.target_graph:
@@ -121,7 +121,7 @@ def record_quads(base: str, rec: WriteRecord) -> str:
                 f"{f_iri} <{T.sha256}> {_lit(src.sha256)} {prov_g} .",
             ]
             if src.rows is not None:
-                lines.append(f"{f_iri} <{T.rowCount}> \"{src.rows}\"^^<{T.XSD}integer> {prov_g} .")
+                lines.append(f'{f_iri} <{T.rowCount}> "{src.rows}"^^<{T.XSD}integer> {prov_g} .')
     return "\n".join(lines) + "\n"
 
 

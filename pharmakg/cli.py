@@ -24,19 +24,32 @@ EXIT_USAGE = 2
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     d: Any = argparse.SUPPRESS if suppress else None
     g = parser.add_argument_group("store")
-    g.add_argument("--store", metavar="PATH", default=d, help="on-disk store (default $PHARMAKG_STORE, else ./pharmakg-store)")
-    g.add_argument("--endpoint", metavar="URL", default=d, help="query URL of a SPARQL 1.1 server instead of a local store")
+    g.add_argument(
+        "--store", metavar="PATH", default=d, help="on-disk store (default $PHARMAKG_STORE, else ./pharmakg-store)"
+    )
+    g.add_argument(
+        "--endpoint", metavar="URL", default=d, help="query URL of a SPARQL 1.1 server instead of a local store"
+    )
     g.add_argument("--update-endpoint", metavar="URL", default=d, help="update URL of that server (writes)")
     g.add_argument("--base", metavar="IRI", default=d, help="base IRI for minted ids (one per enterprise/site)")
-    g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False, help="show tracebacks")
+    g.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS if suppress else False, help="show tracebacks"
+    )
 
 
 def _format(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (json: a list of objects, one per row)")
+    parser.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (json: a list of objects, one per row)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pharmakg", description="Knowledge-graph workbench for pharmaceutical manufacturing.")
+    parser = argparse.ArgumentParser(
+        prog="pharmakg", description="Knowledge-graph workbench for pharmaceutical manufacturing."
+    )
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -65,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True, help="why the data changes (required)")
 
     p = add("validate", "check the store against the SHACL shapes")
-    p.add_argument("--engine", choices=("pyshacl", "sparql"), default="pyshacl", help="pyshacl (reference, default) or sparql (compiled, fast)")
+    p.add_argument(
+        "--engine",
+        choices=("pyshacl", "sparql"),
+        default="pyshacl",
+        help="pyshacl (reference, default) or sparql (compiled, fast)",
+    )
     _format(p)
 
     p = add("info", "counts per class, named graphs, store size")
@@ -136,9 +154,16 @@ def _run(args: argparse.Namespace) -> int:
         if cmd == "demo":
             from .demo import build_demo
 
-            out = args.out or (None if args.endpoint else f"{_store_path(args).rstrip('/')}-bundle-{args.batches}-{args.seed}")
-            plant, report = build_demo(kg, batches=args.batches, seed=args.seed, out_dir=out, reason=args.reason, progress=sys.stderr.isatty())
-            print(f"demo plant: {plant.batches} batches, bundle {plant.bundle}, ground truth {plant.ground_truth}", file=sys.stderr)
+            out = args.out or (
+                None if args.endpoint else f"{_store_path(args).rstrip('/')}-bundle-{args.batches}-{args.seed}"
+            )
+            plant, report = build_demo(
+                kg, batches=args.batches, seed=args.seed, out_dir=out, reason=args.reason, progress=sys.stderr.isatty()
+            )
+            print(
+                f"demo plant: {plant.batches} batches, bundle {plant.bundle}, ground truth {plant.ground_truth}",
+                file=sys.stderr,
+            )
             print(str(report), file=sys.stderr)
         elif cmd == "load":
             for path in args.paths:

@@ -62,7 +62,11 @@ class StoreInfo:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return f"<p>{self.location}: {self.quads} quads</p>" + self.classes.to_html(index=False) + self.graphs.to_html(index=False)
+        return (
+            f"<p>{self.location}: {self.quads} quads</p>"
+            + self.classes.to_html(index=False)
+            + self.graphs.to_html(index=False)
+        )
 
 
 class KnowledgeGraph:
@@ -85,7 +89,9 @@ class KnowledgeGraph:
     def __enter__(self) -> KnowledgeGraph:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -233,7 +239,9 @@ class KnowledgeGraph:
             "FILTER(STRSTARTS(STR(?c), STR(pkg:))) BIND(STRAFTER(STR(?c), '#') AS ?class) } "
             "GROUP BY ?class ORDER BY DESC(?instances) ?class"
         )
-        graphs = self.query("SELECT ?graph (COUNT(*) AS ?quads) WHERE { GRAPH ?graph { ?s ?p ?o } } GROUP BY ?graph ORDER BY ?graph")
+        graphs = self.query(
+            "SELECT ?graph (COUNT(*) AS ?quads) WHERE { GRAPH ?graph { ?s ?p ?o } } GROUP BY ?graph ORDER BY ?graph"
+        )
         size = self.store.size_bytes() if isinstance(self.store, EmbeddedStore) else None
         return StoreInfo(self.store.location, int(graphs["quads"].sum()) if len(graphs) else 0, classes, graphs, size)
 
@@ -273,7 +281,9 @@ def _progress_callback(progress: bool | Callable[[str], None]) -> Callable[[str]
     return step
 
 
-def open_store(path: str | Path | None = None, *, base: str = DEFAULT_BASE, read_only: bool = False, user: str | None = None) -> KnowledgeGraph:
+def open_store(
+    path: str | Path | None = None, *, base: str = DEFAULT_BASE, read_only: bool = False, user: str | None = None
+) -> KnowledgeGraph:
     """Open an embedded store: in memory when ``path`` is None, else on disk (created if missing)."""
     return KnowledgeGraph(EmbeddedStore(path, read_only=read_only), base=base, user=user)
 

@@ -299,4 +299,15 @@ rowCount = PKG + "rowCount"
 tripleCount = PKG + "tripleCount"
 targetGraph = PKG + "targetGraph"
 user = PKG + "user"
-PROV_TERMS: tuple[str, ...] = (LoadActivity, AuditRecord, SourceFile, action, reason, sha256, rowCount, tripleCount, targetGraph, user)
+PROV_TERMS: tuple[str, ...] = (
+    LoadActivity,
+    AuditRecord,
+    SourceFile,
+    action,
+    reason,
+    sha256,
+    rowCount,
+    tripleCount,
+    targetGraph,
+    user,
+)

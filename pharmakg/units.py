@@ -37,7 +37,7 @@ CANONICAL_BY_DIMENSION: dict[str, str] = {
 _ANNOTATION = re.compile(r"\{[^{}]*\}")
 
 
-def get_registry() -> pint.UnitRegistry:
+def get_registry() -> pint.UnitRegistry[Any]:
     """Return the process-wide registry (a ucumvert ``PintUcumRegistry``), building it once."""
     global _registry
     if _registry is None:
@@ -61,7 +61,7 @@ def parse_unit(text: str) -> pint.Unit:
     UCUM curly-brace annotations (``{tbl}``, ``mg/{tbl}``) carry no dimension
     and are dropped, as UCUM prescribes.
     """
-    reg = get_registry()
+    reg: Any = get_registry()
     code = text.strip()
     if not code:
         raise ValueError("empty unit")
@@ -97,7 +97,9 @@ def canonical_unit(text: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _compatible(source: str, target: str) -> bool:
-    return bool(parse_unit(source).dimensionality == parse_unit(target).dimensionality)
+    a: Any = parse_unit(source)
+    b: Any = parse_unit(target)
+    return bool(a.dimensionality == b.dimensionality)
 
 
 def convert(values: np.ndarray, source: str, target: str) -> np.ndarray:
@@ -110,9 +112,7 @@ def convert(values: np.ndarray, source: str, target: str) -> np.ndarray:
         return values
     if not _compatible(source, target):
         a, b = parse_unit(source), parse_unit(target)
-        raise ValueError(
-            f"unit {source!r} ({a.dimensionality}) cannot be converted to {target!r} ({b.dimensionality})"
-        )
+        raise ValueError(f"unit {source!r} ({a.dimensionality}) cannot be converted to {target!r} ({b.dimensionality})")
     reg = get_registry()
     q = reg.Quantity(np.asarray(values, dtype=float), parse_unit(source))
     return np.asarray(q.to(parse_unit(target)).magnitude, dtype=float)

@@ -27,7 +27,15 @@ import pyoxigraph as ox
 
 from . import terms as T
 
-__all__ = ["ONTOLOGY_PATH", "SHAPES_PATH", "ValidationReport", "Violation", "check_staged", "compile_shapes", "run_pyshacl"]
+__all__ = [
+    "ONTOLOGY_PATH",
+    "SHAPES_PATH",
+    "ValidationReport",
+    "Violation",
+    "check_staged",
+    "compile_shapes",
+    "run_pyshacl",
+]
 
 
 def _ontology_dir() -> Path:
@@ -123,11 +131,21 @@ def compile_shapes(shapes_path: Path = SHAPES_PATH) -> tuple[_Constraint, ...]:
     GROUP BY ?shape ?target ?path ?prop ?minCount ?maxCount ?datatype ?class ?nodeKind ?minInc ?maxInc ?message
     """
     out: list[_Constraint] = []
-    for row in store.query(q):
+    solutions = store.query(q)
+    assert isinstance(solutions, ox.QuerySolutions)
+    for row in solutions:
         shape, target, path = row["shape"].value, row["target"].value, row["path"].value
         msg = row["message"].value if row["message"] is not None else ""
 
-        def add(kind: str, arg: Any, default: str) -> None:
+        def add(
+            kind: str,
+            arg: Any,
+            default: str,
+            shape: str = shape,
+            target: str = target,
+            path: str = path,
+            msg: str = msg,
+        ) -> None:
             out.append(_Constraint(shape, target, path, kind, arg, msg or default))
 
         if row["minCount"] is not None:
@@ -190,7 +208,9 @@ def _run(store: ox.Store, constraints: tuple[_Constraint, ...], focus_graph: str
         q = _constraint_query(c, focus_graph)
         if limit:
             q += f" LIMIT {limit}"
-        body = store.query(q, use_default_graph_as_union=True).serialize(format=ox.QueryResultsFormat.JSON)
+        result = store.query(q, use_default_graph_as_union=True)
+        assert isinstance(result, ox.QuerySolutions)
+        body = result.serialize(format=ox.QueryResultsFormat.JSON) or b"{}"
         for row in json.loads(body)["results"]["bindings"]:
             value = row.get("o", {}).get("value") if "o" in row else None
             found.append(Violation(row["s"]["value"], c.path, c.kind, c.message, value, c.shape))
@@ -227,7 +247,9 @@ def run_pyshacl(data_nt: bytes) -> ValidationReport:
     data.parse(data=data_nt.decode("utf-8"), format="nt")
     shapes = rdflib.Graph().parse(SHAPES_PATH, format="turtle")
     ont = rdflib.Graph().parse(ONTOLOGY_PATH, format="turtle")
-    conforms, graph, text = pyshacl.validate(data, shacl_graph=shapes, ont_graph=ont, inference="none", allow_warnings=True)
+    conforms, graph, text = pyshacl.validate(
+        data, shacl_graph=shapes, ont_graph=ont, inference="none", allow_warnings=True
+    )
     sh = rdflib.Namespace(T.SH)
     violations = []
     for result in graph.subjects(rdflib.RDF.type, sh.ValidationResult):

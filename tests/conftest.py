@@ -25,7 +25,9 @@ def oxigraph_url() -> Iterator[str]:
 def _clear(url: str) -> None:
     import httpx
 
-    httpx.post(url + "/update", content=b"CLEAR ALL", headers={"Content-Type": "application/sparql-update"}).raise_for_status()
+    httpx.post(
+        url + "/update", content=b"CLEAR ALL", headers={"Content-Type": "application/sparql-update"}
+    ).raise_for_status()
 
 
 @pytest.fixture(params=["memory", "disk", "remote"])

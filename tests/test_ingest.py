@@ -26,21 +26,133 @@ def _append(path: Path, line: str) -> None:
 
 # (id, how to break the bundle, error type, file, line, column, words in the message)
 BREAKAGES: list[tuple[str, Callable[[Path], None], type[Exception], str, int | None, str | None, str]] = [
-    ("ragged row", lambda b: _append(b / "materials.csv", "X1,Extra,raw,surplus"), IngestError, "materials.csv", 6, None, "4 cells but the header has 3"),
+    (
+        "ragged row",
+        lambda b: _append(b / "materials.csv", "X1,Extra,raw,surplus"),
+        IngestError,
+        "materials.csv",
+        6,
+        None,
+        "4 cells but the header has 3",
+    ),
     ("short row", lambda b: _append(b / "materials.csv", "X1,Extra"), IngestError, "materials.csv", 6, None, "2 cells"),
-    ("bad number", lambda b: _edit(b / "parameters.csv", "60,55,65", "sixty,55,65"), IngestError, "parameters.csv", 2, "target", "expects a number"),
-    ("bad date", lambda b: _edit(b / "batches.csv", "2025-02-01T06:00:00+01:00", "2025-13-01T06:00:00+01:00"), IngestError, "batches.csv", 2, "start", "not a valid date"),
-    ("time without offset", lambda b: _edit(b / "batches.csv", "2025-02-01T06:00:00+01:00", "2025-02-01T06:00:00"), IngestError, "batches.csv", 2, "start", "with offset"),
-    ("unknown unit", lambda b: _edit(b / "consumption.csv", "50,kg", "50,kgs"), pharmakg.UnitError, "consumption.csv", 2, "unit", "unknown unit 'kgs'"),
-    ("wrong dimension", lambda b: _edit(b / "parameter_values.csv", "12,5\",kN", "12,5\",kg"), pharmakg.UnitError, "parameter_values.csv", 3, "unit", "cannot be converted"),
-    ("missing lot", lambda b: _edit(b / "consumption.csv", "B-001,L-API-1", "B-001,L-API-9"), IngestError, "consumption.csv", 2, "lot_id", "refers to lot 'L-API-9'"),
-    ("missing batch", lambda b: _edit(b / "results.csv", "S-001,B-001", "S-001,B-404"), IngestError, "results.csv", 2, "batch_id", "refers to batch 'B-404'"),
-    ("missing recipe", lambda b: _edit(b / "batches.csv", "B-002,CR-TAB", "B-002,CR-NONE"), IngestError, "batches.csv", 3, "recipe_id", "refers to recipe"),
-    ("duplicate id", lambda b: _append(b / "materials.csv", "API,Acetaminophen,drug_substance"), pharmakg.ConflictError, "materials.csv", 6, "id", "appears again"),
-    ("unknown level", lambda b: _edit(b / "equipment.csv", "Unit,CELL1,granulator", "Machine,CELL1,granulator"), IngestError, "equipment.csv", 6, "level", "expected one of"),
-    ("severity out of range", lambda b: _edit(b / "impacts.csv", "TAB-HARD,8", "TAB-HARD,11"), IngestError, "impacts.csv", 2, "severity", "1-10"),
-    ("missing id column", lambda b: _edit(b / "batches.csv", "id,recipe_id", "batch,recipe_id"), IngestError, "batches.csv", 1, "id", "required column"),
-    ("empty required cell", lambda b: _edit(b / "lots.csv", "L-MCC-2;MCC", "L-MCC-2;"), IngestError, "lots.csv", 4, "material_id", "required cell is empty"),
+    (
+        "bad number",
+        lambda b: _edit(b / "parameters.csv", "60,55,65", "sixty,55,65"),
+        IngestError,
+        "parameters.csv",
+        2,
+        "target",
+        "expects a number",
+    ),
+    (
+        "bad date",
+        lambda b: _edit(b / "batches.csv", "2025-02-01T06:00:00+01:00", "2025-13-01T06:00:00+01:00"),
+        IngestError,
+        "batches.csv",
+        2,
+        "start",
+        "not a valid date",
+    ),
+    (
+        "time without offset",
+        lambda b: _edit(b / "batches.csv", "2025-02-01T06:00:00+01:00", "2025-02-01T06:00:00"),
+        IngestError,
+        "batches.csv",
+        2,
+        "start",
+        "with offset",
+    ),
+    (
+        "unknown unit",
+        lambda b: _edit(b / "consumption.csv", "50,kg", "50,kgs"),
+        pharmakg.UnitError,
+        "consumption.csv",
+        2,
+        "unit",
+        "unknown unit 'kgs'",
+    ),
+    (
+        "wrong dimension",
+        lambda b: _edit(b / "parameter_values.csv", '12,5",kN', '12,5",kg'),
+        pharmakg.UnitError,
+        "parameter_values.csv",
+        3,
+        "unit",
+        "cannot be converted",
+    ),
+    (
+        "missing lot",
+        lambda b: _edit(b / "consumption.csv", "B-001,L-API-1", "B-001,L-API-9"),
+        IngestError,
+        "consumption.csv",
+        2,
+        "lot_id",
+        "refers to lot 'L-API-9'",
+    ),
+    (
+        "missing batch",
+        lambda b: _edit(b / "results.csv", "S-001,B-001", "S-001,B-404"),
+        IngestError,
+        "results.csv",
+        2,
+        "batch_id",
+        "refers to batch 'B-404'",
+    ),
+    (
+        "missing recipe",
+        lambda b: _edit(b / "batches.csv", "B-002,CR-TAB", "B-002,CR-NONE"),
+        IngestError,
+        "batches.csv",
+        3,
+        "recipe_id",
+        "refers to recipe",
+    ),
+    (
+        "duplicate id",
+        lambda b: _append(b / "materials.csv", "API,Acetaminophen,drug_substance"),
+        pharmakg.ConflictError,
+        "materials.csv",
+        6,
+        "id",
+        "appears again",
+    ),
+    (
+        "unknown level",
+        lambda b: _edit(b / "equipment.csv", "Unit,CELL1,granulator", "Machine,CELL1,granulator"),
+        IngestError,
+        "equipment.csv",
+        6,
+        "level",
+        "expected one of",
+    ),
+    (
+        "severity out of range",
+        lambda b: _edit(b / "impacts.csv", "TAB-HARD,8", "TAB-HARD,11"),
+        IngestError,
+        "impacts.csv",
+        2,
+        "severity",
+        "1-10",
+    ),
+    (
+        "missing id column",
+        lambda b: _edit(b / "batches.csv", "id,recipe_id", "batch,recipe_id"),
+        IngestError,
+        "batches.csv",
+        1,
+        "id",
+        "required column",
+    ),
+    (
+        "empty required cell",
+        lambda b: _edit(b / "lots.csv", "L-MCC-2;MCC", "L-MCC-2;"),
+        IngestError,
+        "lots.csv",
+        4,
+        "material_id",
+        "required cell is empty",
+    ),
 ]
 
 
@@ -110,7 +222,9 @@ def test_incremental_bundle_references_earlier_load(kg: pharmakg.KnowledgeGraph,
     kg.load(MINI, reason="day 1")
     day2 = tmp_path / "day2"
     day2.mkdir()
-    (day2 / "batches.csv").write_text("id,recipe_id,product_id,start,end,status\nB-003,CR-TAB,TAB,2025-02-03T06:00:00+01:00,,running\n")
+    (day2 / "batches.csv").write_text(
+        "id,recipe_id,product_id,start,end,status\nB-003,CR-TAB,TAB,2025-02-03T06:00:00+01:00,,running\n"
+    )
     (day2 / "consumption.csv").write_text("batch_id,lot_id,step_id,quantity,unit\nB-003,L-MCC-1,UP-GRAN,10,kg\n")
     (day2 / "parameter_values.csv").write_text("batch_id,parameter_id,value,unit,time\nB-003,P-INLET,61,,\n")
     (report,) = kg.load(day2, reason="day 2")

@@ -26,7 +26,7 @@ from ..errors import ConflictError, IngestError, ValidationError, Where
 from ..store.base import Store
 from ..validate import ONTOLOGY_PATH, ValidationReport, check_staged
 from ._lookup import StoreLookup
-from .bundle import MULTI_VALUED, StagedBundle, stage_bundle
+from .bundle import MULTI_VALUED, stage_bundle
 from .rdf import RDF_SUFFIXES, stage_rdf
 
 __all__ = ["LoadReport", "load_path", "source_graph"]
@@ -94,7 +94,9 @@ def _diff_with_store(staged: pd.DataFrame, lookup: StoreLookup) -> tuple[pd.Data
         return staged, existing
     staged = staged.assign(_n=_normalise(staged["o"]))
     existing = existing.assign(_n=_normalise(existing["o"]))
-    present = staged.merge(existing[["s", "p", "_n"]].drop_duplicates(), on=["s", "p", "_n"], how="left", indicator=True)
+    present = staged.merge(
+        existing[["s", "p", "_n"]].drop_duplicates(), on=["s", "p", "_n"], how="left", indicator=True
+    )
     new = staged[(present["_merge"] == "left_only").to_numpy()]
     single = new[~new["p"].isin(MULTI_VALUED)]
     clash = single.merge(existing[["s", "p", "o"]], on=["s", "p"], suffixes=("", "_store"))
@@ -155,7 +157,9 @@ def load_path(
     elif path.suffix.lower() in RDF_SUFFIXES:
         staged = stage_rdf(path, base=base, graph=target)
     else:
-        raise IngestError(Where(str(path)), "is neither a CSV bundle folder nor an RDF file (.ttl .nt .nq .trig .jsonld .rdf)")
+        raise IngestError(
+            Where(str(path)), "is neither a CSV bundle folder nor an RDF file (.ttl .nt .nq .trig .jsonld .rdf)"
+        )
     if progress:
         progress("checking against the store")
     triples = staged.triples
@@ -167,7 +171,11 @@ def load_path(
         [
             existing[["s", "p", "o"]],
             pd.DataFrame(
-                {"s": "<" + staged.referenced["iri"] + ">", "p": f"<{T.type_}>", "o": "<" + staged.referenced["type"] + ">"}
+                {
+                    "s": "<" + staged.referenced["iri"] + ">",
+                    "p": f"<{T.type_}>",
+                    "o": "<" + staged.referenced["type"] + ">",
+                }
             ),
         ],
         ignore_index=True,
@@ -175,7 +183,11 @@ def load_path(
     report = check_staged(_nt(new), _nt(context))
     if not report.conforms:
         _raise_for_violations(report, new)
-    body = (new["s"] + " " + new["p"] + " " + new["o"] + " " + new["g"] + " .").str.cat(sep="\n") + "\n" if len(new) else ""
+    body = (
+        (new["s"] + " " + new["p"] + " " + new["o"] + " " + new["g"] + " .").str.cat(sep="\n") + "\n"
+        if len(new)
+        else ""
+    )
     payload = body.encode("utf-8")
     if lookup.empty or not _has_ontology(store):
         payload += _ontology_nquads()

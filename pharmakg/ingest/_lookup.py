@@ -101,9 +101,7 @@ class StoreLookup:
                     f"OPTIONAL {{ ?b <{T.product}>/<{T.identifier}> ?pid }} }}"
                 )
                 for r in self._select(q):
-                    out.append(
-                        (r["b"]["value"], r.get("rid", {}).get("value"), r.get("pid", {}).get("value"))
-                    )
+                    out.append((r["b"]["value"], r.get("rid", {}).get("value"), r.get("pid", {}).get("value")))
         return pd.DataFrame(out, columns=["iri", "recipe_id", "product_id"])
 
     def units(self, iris: Iterable[str]) -> pd.DataFrame:

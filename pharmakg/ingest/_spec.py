@@ -15,7 +15,9 @@ from .. import terms as T
 
 __all__ = ["Col", "Quantity", "TableSpec", "TABLES", "KIND_CLASS"]
 
-ColKind = Literal["id", "label", "str", "double", "int", "datetime", "date", "concept", "class", "ref", "named", "unit", "qty", "key"]
+ColKind = Literal[
+    "id", "label", "str", "double", "int", "datetime", "date", "concept", "class", "ref", "named", "unit", "qty", "key"
+]
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,13 @@ MATERIAL_KINDS = {
     "packaging": T.PackagingMaterial,
 }
 LOT_STATUS = {"quarantine": T.Quarantine, "released": T.Released, "rejected": T.Rejected}
-CRITICALITY = {"cpp": T.CPP, "kpp": T.KPP, "non-critical": T.NonCritical, "noncritical": T.NonCritical, "non critical": T.NonCritical}
+CRITICALITY = {
+    "cpp": T.CPP,
+    "kpp": T.KPP,
+    "non-critical": T.NonCritical,
+    "noncritical": T.NonCritical,
+    "non critical": T.NonCritical,
+}
 ATTRIBUTE_KINDS = {"cqa": T.CQA, "cma": T.CMA}
 SEVERITY = {"minor": T.Minor, "major": T.Major, "critical": T.Critical}
 EVENT_TYPES = {

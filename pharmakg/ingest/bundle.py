@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -30,9 +31,7 @@ __all__ = ["StagedBundle", "stage_bundle", "MULTI_VALUED", "TRIPLE_COLUMNS"]
 TRIPLE_COLUMNS = ["s", "p", "o", "file", "line", "column"]
 #: Predicates a subject may carry several times; every other one is single-valued,
 #: so a second, different value is a conflict.
-MULTI_VALUED = {
-    f"<{p}>" for p in (T.type_, T.usedEquipment, T.consumed, T.produced, T.impacts, T.sublotOf)
-}
+MULTI_VALUED = {f"<{p}>" for p in (T.type_, T.usedEquipment, T.consumed, T.produced, T.impacts, T.sublotOf)}
 
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -49,7 +48,14 @@ class StagedBundle:
     referenced: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["iri", "type"]))
 
 
-def _err(spec: TableSpec, frame: pd.DataFrame, mask: pd.Series, column: str, problem: str, cls: type[IngestError] = IngestError) -> IngestError:
+def _err(
+    spec: TableSpec,
+    frame: pd.DataFrame,
+    mask: pd.Series,
+    column: str,
+    problem: str,
+    cls: type[IngestError] = IngestError,
+) -> IngestError:
     """An error for the first row where ``mask`` holds, counting the others."""
     bad = frame.loc[mask]
     first = bad.iloc[0]
@@ -154,7 +160,8 @@ class _Mapper:
                 if bad.any():
                     choices = ", ".join(sorted({k for k in col.values if " " not in k}))
                     raise _err(spec, frame, bad, col.name, f"unknown value{{value}}; expected one of {choices}")
-                terms = low.map(lambda v: f"<{col.values[v]}>" if v else None)
+                mapping = {k: f"<{v}>" for k, v in col.values.items()}
+                terms = low.map(lambda v, m=mapping: m.get(v) if v else None)
                 self.emit(spec, frame, s, col.predicate or T.type_, terms, col.name)
             elif col.kind == "ref":
                 self._ref(spec, frame, s, col, filled)
@@ -211,7 +218,11 @@ class _Mapper:
         is_dt = cells.str.match(_DATETIME)
         bad = filled & ~is_date & ~is_dt
         if bad.any():
-            want = "an ISO 8601 date or date-time with offset" if col.kind == "date" else "an ISO 8601 date-time with offset, e.g. 2025-03-04T06:00:00+01:00"
+            want = (
+                "an ISO 8601 date or date-time with offset"
+                if col.kind == "date"
+                else "an ISO 8601 date-time with offset, e.g. 2025-03-04T06:00:00+01:00"
+            )
             raise _err(spec, frame, bad, col.name, f"expects {want}, got{{value}}")
         norm = cells.where(~is_dt, _normalise_datetime(cells.where(is_dt, "")))
         parsed = pd.to_datetime(norm.where(filled), format="ISO8601", utc=True, errors="coerce")
@@ -267,7 +278,13 @@ class _Mapper:
             by_id = steps.drop_duplicates("step_id", keep=False).set_index("step_id")["iri"]
             out = out.where(~missing, cells.map(by_id))
         if "recipe_id" in frame.columns:
-            direct = self.base + "step/" + recipe.map(lambda v: quote(v, safe="")) + "/" + cells.map(lambda v: quote(v, safe=""))
+            direct = (
+                self.base
+                + "step/"
+                + recipe.map(lambda v: quote(v, safe=""))
+                + "/"
+                + cells.map(lambda v: quote(v, safe=""))
+            )
             out = out.where(out.notna(), direct)
         return out.where(cells != "")
 
@@ -306,7 +323,9 @@ class _Mapper:
         if q.unit_of is None:
             no_unit = has & (given_unit == "")
             if no_unit.any():
-                raise _err(spec, frame, no_unit, q.unit, "a quantity needs a unit (UCUM code such as kg, L, 1)", UnitError)
+                raise _err(
+                    spec, frame, no_unit, q.unit, "a quantity needs a unit (UCUM code such as kg, L, 1)", UnitError
+                )
             target = pd.Series("", index=frame.index)
             for u in pd.unique(given_unit[has]):
                 try:
@@ -318,13 +337,17 @@ class _Mapper:
             target = declared.where(declared != "", given_unit)
         source = given_unit.where(given_unit != "", target)
         values = nums.copy()
-        for (src, dst), idx in frame[has].groupby([source[has], target[has]]).groups.items():
+        pairs = pd.DataFrame({"src": source[has], "dst": target[has]})
+        groups: dict[Any, Any] = dict(pairs.groupby(["src", "dst"]).groups)
+        for key, idx in groups.items():
+            src, dst = key
             if not src or src == dst:
                 continue
             try:
-                values.loc[idx] = units.convert(nums.loc[idx].to_numpy(), src, dst)
+                values.loc[idx] = units.convert(nums.loc[idx].to_numpy(), str(src), str(dst))
             except ValueError as exc:
-                raise _err(spec, frame, frame.index.isin(idx), q.unit, str(exc), UnitError) from None
+                mask = pd.Series(frame.index.isin(idx), index=frame.index)
+                raise _err(spec, frame, mask, q.unit, str(exc), UnitError) from None
         if not (given_unit == "").all():
             self._check_units(spec, frame, q.unit, given_unit != "")
         converted = has & (source != target)
@@ -372,9 +395,12 @@ def _normalise_datetime(cells: pd.Series) -> pd.Series:
 def _check_required(spec: TableSpec, frame: pd.DataFrame) -> None:
     label = frame.attrs["label"]
     for col in spec.columns:
-        if col.required or col.name in spec.key and col.kind in ("id", "key"):
+        if col.required or (col.name in spec.key and col.kind in ("id", "key")):
             if col.name not in frame.columns:
-                raise IngestError(Where(label, 1, col.name), f"required column {col.name!r} is missing; the header has {', '.join(c for c in frame.columns if c != LINE)}")
+                raise IngestError(
+                    Where(label, 1, col.name),
+                    f"required column {col.name!r} is missing; the header has {', '.join(c for c in frame.columns if c != LINE)}",
+                )
             empty = frame[col.name] == ""
             if empty.any():
                 raise _err(spec, frame, empty, col.name, "required cell is empty")
@@ -412,7 +438,9 @@ def stage_bundle(
     present = sorted(p.name for p in folder.glob("*.csv"))
     for name in present:
         if name not in known:
-            warnings.warn(f"{folder / name}: not a file of the CSV bundle contract; skipped", PharmaKGWarning, stacklevel=3)
+            warnings.warn(
+                f"{folder / name}: not a file of the CSV bundle contract; skipped", PharmaKGWarning, stacklevel=3
+            )
     frames: dict[str, pd.DataFrame] = {}
     rows: dict[str, int] = {}
     for spec in TABLES:
@@ -476,8 +504,12 @@ def _check_references(mapper: _Mapper) -> pd.DataFrame:
     SHACL check of the staged data needs for sh:class.
     """
     outside: set[str] = set()
-    for _spec_, _frame, _col, kind, iris in mapper.refs:
-        defined = mapper.defined.get(kind, set()) if "|" not in kind else set().union(*(mapper.defined.get(k, set()) for k in kind.split("|")))
+    for _, _, _, kind, iris in mapper.refs:
+        defined = (
+            mapper.defined.get(kind, set())
+            if "|" not in kind
+            else set().union(*(mapper.defined.get(k, set()) for k in kind.split("|")))
+        )
         outside.update(set(pd.unique(iris.dropna())) - defined)
     found = mapper.lookup.types(outside) if outside else pd.DataFrame(columns=["iri", "type"])
     in_store = set(found["iri"])
@@ -486,7 +518,13 @@ def _check_references(mapper: _Mapper) -> pd.DataFrame:
         missing = frame[col].ne("") & (iris.isna() | ~(iris.isin(defined) | iris.isin(in_store)))
         if missing.any():
             what = kind.replace("|", " or ")
-            raise _err(spec, frame, missing, col, f"refers to {what}{{value}}, which is neither in this bundle nor in the store")
+            raise _err(
+                spec,
+                frame,
+                missing,
+                col,
+                f"refers to {what}{{value}}, which is neither in this bundle nor in the store",
+            )
     return found
 
 

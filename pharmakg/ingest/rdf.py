@@ -40,7 +40,10 @@ def stage_rdf(path: Path, *, base: str, graph: str) -> StagedBundle:
     """Parse ``path`` completely; return its triples as N-Triples terms with target graphs."""
     fmt = RDF_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
-        raise IngestError(Where(str(path)), f"unknown RDF file type {path.suffix!r}; expected one of {', '.join(sorted(RDF_SUFFIXES))}")
+        raise IngestError(
+            Where(str(path)),
+            f"unknown RDF file type {path.suffix!r}; expected one of {', '.join(sorted(RDF_SUFFIXES))}",
+        )
     data = path.read_bytes()
     try:
         quads = list(ox.parse(data, format=fmt, base_iri=path.resolve().as_uri()))
@@ -49,7 +52,9 @@ def stage_rdf(path: Path, *, base: str, graph: str) -> StagedBundle:
         line = int(m.group(1)) if m else None
         col = m.group(2) if m else None
         detail = str(exc).split(": ", 1)[-1]
-        raise IngestError(Where(str(path), line, f"character {col}" if col else None), f"malformed {fmt.name}: {detail}") from exc
+        raise IngestError(
+            Where(str(path), line, f"character {col}" if col else None), f"malformed {fmt.name}: {detail}"
+        ) from exc
     prefix = f"{base}.well-known/genid/{hashlib.sha256(data).hexdigest()[:16]}-"
     bnodes: dict[str, str] = {}
 

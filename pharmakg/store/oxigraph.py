@@ -115,10 +115,10 @@ class EmbeddedStore:
         except (OSError, ValueError, RuntimeError) as exc:
             raise query_error(str(exc), sparql) from exc
         if isinstance(result, ox.QuerySolutions):
-            return RawResult("json", result.serialize(format=ox.QueryResultsFormat.JSON))
+            return RawResult("json", result.serialize(format=ox.QueryResultsFormat.JSON) or b"")
         if isinstance(result, ox.QueryBoolean):
             return RawResult("json", b'{"head":{},"boolean":%s}' % (b"true" if bool(result) else b"false"))
-        return RawResult("graph", result.serialize(format=ox.RdfFormat.N_TRIPLES))
+        return RawResult("graph", result.serialize(format=ox.RdfFormat.N_TRIPLES) or b"")
 
     def update(self, sparql: str) -> None:
         self._check_writable()
@@ -167,8 +167,8 @@ class EmbeddedStore:
         fmt = _FORMATS[format]
         try:
             if graph is not None:
-                return bytes(self._store.dump(format=fmt, from_graph=ox.NamedNode(graph)))
-            return bytes(self._store.dump(format=fmt))
+                return self._store.dump(format=fmt, from_graph=ox.NamedNode(graph)) or b""
+            return self._store.dump(format=fmt) or b""
         except (OSError, ValueError) as exc:
             raise StoreError(f"export failed: {exc}") from exc
 
