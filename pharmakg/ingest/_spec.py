@@ -45,6 +45,9 @@ class Quantity:
     unit: str
     predicate: str
     unit_of: str | None = None
+    #: any dimension is fine (capacity may be a throughput); units without a
+    #: canonical one are stored as given
+    any_dimension: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ TABLES: tuple[TableSpec, ...] = (
             Col("capacity", "qty"),
             Col("unit", "unit"),
         ),
-        quantity=Quantity("capacity", "unit", T.capacity),
+        quantity=Quantity("capacity", "unit", T.capacity, any_dimension=True),
     ),
     TableSpec(
         "materials.csv",

@@ -331,6 +331,9 @@ class _Mapper:
                 try:
                     target[given_unit == u] = units.canonical_unit(u)
                 except ValueError as exc:
+                    if q.any_dimension and _known(u):
+                        target[given_unit == u] = u
+                        continue
                     raise _err(spec, frame, has & (given_unit == u), q.unit, str(exc), UnitError) from None
         else:
             declared = self._declared_units(spec, frame, q.unit_of)
@@ -368,6 +371,14 @@ class _Mapper:
             got = self.lookup.units(unknown)
             table.update(zip(got["iri"], got["unit"], strict=True))
         return iris.map(table).fillna("")
+
+
+def _known(unit: str) -> bool:
+    try:
+        units.parse_unit(unit)
+    except ValueError:
+        return False
+    return True
 
 
 def _unquote_last(iri: str) -> str:
