@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("validate", "check the store against the SHACL shapes")
     p.add_argument(
         "--engine",
-        choices=("pyshacl", "sparql"),
+        choices=("pyshacl", "compiled"),
         default="pyshacl",
-        help="pyshacl (reference, default) or sparql (compiled, fast)",
+        help="pyshacl (reference, default) or compiled (fast)",
     )
     _format(p)
 

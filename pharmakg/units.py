@@ -48,8 +48,9 @@ def get_registry() -> pint.UnitRegistry[Any]:
                 reg = PintUcumRegistry()
                 # Pharma spellings that are neither UCUM nor pint defaults.
                 reg.define("Osm = osmole")
-                reg.define("CFU = colony_forming_unit")
-                reg.define("IU = international_unit")
+                for alias, unit in (("CFU", "colony_forming_unit"), ("IU", "international_unit")):
+                    if alias not in reg:
+                        reg.define(f"{alias} = {unit}")
                 _registry = reg
     return _registry
 

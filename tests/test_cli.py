@@ -78,5 +78,5 @@ def test_update_needs_reason_and_validate(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--reason" in r.stderr
     r = run("update", "INSERT DATA { GRAPH <urn:g> { <urn:a> <urn:b> <urn:c> } }", "--reason", "fix", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = run("validate", "--engine", "sparql", cwd=tmp_path)
+    r = run("validate", "--engine", "compiled", cwd=tmp_path)
     assert r.returncode == 0 and "conforms" in r.stdout

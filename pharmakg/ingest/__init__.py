@@ -24,7 +24,7 @@ from .. import audit
 from .. import terms as T
 from ..errors import ConflictError, IngestError, ValidationError, Where
 from ..store.base import Store
-from ..validate import ONTOLOGY_PATH, ValidationReport, check_staged
+from ..validate import ONTOLOGY_PATH, ValidationReport, check_triples
 from ._lookup import StoreLookup
 from .bundle import MULTI_VALUED, stage_bundle
 from .rdf import RDF_SUFFIXES, stage_rdf
@@ -111,12 +111,6 @@ def _diff_with_store(staged: pd.DataFrame, lookup: StoreLookup) -> tuple[pd.Data
     return new.drop(columns="_n"), existing.drop(columns="_n")
 
 
-def _nt(frame: pd.DataFrame) -> bytes:
-    if frame.empty:
-        return b""
-    return ("\n".join(frame["s"] + " " + frame["p"] + " " + frame["o"] + " .") + "\n").encode("utf-8")
-
-
 def _raise_for_violations(report: ValidationReport, staged: pd.DataFrame) -> None:
     v = report.violations[0]
     rows = staged[staged["s"] == f"<{v.focus}>"]
@@ -167,20 +161,10 @@ def load_path(
     new, existing = _diff_with_store(triples, lookup)
     if progress:
         progress("SHACL")
-    context = pd.concat(
-        [
-            existing[["s", "p", "o"]],
-            pd.DataFrame(
-                {
-                    "s": "<" + staged.referenced["iri"] + ">",
-                    "p": f"<{T.type_}>",
-                    "o": "<" + staged.referenced["type"] + ">",
-                }
-            ),
-        ],
-        ignore_index=True,
+    refs = pd.DataFrame(
+        {"s": "<" + staged.referenced["iri"] + ">", "p": f"<{T.type_}>", "o": "<" + staged.referenced["type"] + ">"}
     )
-    report = check_staged(_nt(new), _nt(context))
+    report = check_triples(new, existing, refs)
     if not report.conforms:
         _raise_for_violations(report, new)
     body = (
