@@ -53,10 +53,34 @@ def _plain(term: str) -> str:
     return m.group("lex") if m else term
 
 
-def _typed(nodes: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    """(node, class) for every type and superclass of each node; columns s, T."""
-    types = nodes.loc[nodes["p"] == _TYPE, ["s", "o"]].drop_duplicates()
+def _typed(nodes: pd.DataFrame, pairs: pd.DataFrame, type_code: int) -> pd.DataFrame:
+    """(node, class) for every type and superclass of each node; columns s, T (term codes)."""
+    types = nodes.loc[nodes["p"] == type_code, ["s", "o"]].drop_duplicates()
     return types.merge(pairs, left_on="o", right_on="sub")[["s", "sup"]].rename(columns={"sup": "T"}).drop_duplicates()
+
+
+class _Terms:
+    """One integer code per distinct term, so joins compare ints rather than long IRI strings."""
+
+    def __init__(self, frames: list[pd.DataFrame], extra: list[str]) -> None:
+        columns = [f[c] for f in frames for c in ("s", "p", "o")]
+        allterms = pd.concat([*columns, pd.Series(extra, dtype=object)], ignore_index=True)
+        codes, self.uniques = pd.factorize(allterms)
+        self.index = pd.Index(self.uniques)
+        self._codes = codes
+        self._offsets = np.cumsum([0, *[len(c) for c in columns]])
+
+    def coded(self, n: int) -> pd.DataFrame:
+        """The n-th input frame, as codes."""
+        a, b = self._offsets[3 * n], self._offsets[3 * n + 1]
+        c, d = self._offsets[3 * n + 2], self._offsets[3 * n + 3]
+        return pd.DataFrame({"s": self._codes[a:b], "p": self._codes[b:c], "o": self._codes[c:d]})
+
+    def code(self, terms: list[str]) -> np.ndarray:
+        return np.asarray(self.index.get_indexer(terms))
+
+    def text(self, codes: np.ndarray) -> np.ndarray:
+        return np.asarray(self.uniques.take(codes))
 
 
 def check_frames(
@@ -71,78 +95,107 @@ def check_frames(
     """Every violation (up to ``limit`` per constraint kind) of the staged triples."""
     from .validate import Violation
 
-    cons = pd.DataFrame(
-        [(_iri(c.target), _iri(c.path), c.kind, c.arg, i) for i, c in enumerate(constraints)],
-        columns=["T", "p", "kind", "arg", "ci"],
-    )
-    targets = set(cons["T"])
-    pairs = pd.DataFrame([(_iri(a), _iri(b)) for a, b in subclass_pairs], columns=["sub", "sup"])
-    pairs = pd.concat([pairs, pd.DataFrame({"sub": sorted(targets), "sup": sorted(targets)})]).drop_duplicates()
-    staged = staged[["s", "p", "o"]]
-    described = pd.concat([staged, context[["s", "p", "o"]]], ignore_index=True).drop_duplicates()
-    focus = _typed(described, pairs)
-    focus = focus[focus["s"].isin(pd.unique(staged["s"])) & focus["T"].isin(targets)]
-    found: list[tuple[int, str, str | None]] = []  # (constraint index, focus term, value term)
+    pair_terms = [_iri(a) for a, _ in subclass_pairs] + [_iri(b) for _, b in subclass_pairs]
+    cons_terms = [_iri(c.target) for c in constraints] + [_iri(c.path) for c in constraints]
+    klass = [_iri(c.arg) for c in constraints if c.kind == "class"]
+    allowed = [f"<{v}>" for c in constraints if c.kind == "in" for v in c.arg]
+    terms = _Terms([staged, context, refs], [_TYPE, *pair_terms, *cons_terms, *klass, *allowed])
+    st, cx, rf = terms.coded(0), terms.coded(1), terms.coded(2)
+    type_code = int(terms.code([_TYPE])[0])
+
+    n = len(subclass_pairs)
+    pc = terms.code(pair_terms)
+    pairs = pd.DataFrame({"sub": pc[:n], "sup": pc[n:]})
+    m = len(constraints)
+    cc = terms.code(cons_terms)
+    cons = pd.DataFrame({"T": cc[:m], "p": cc[m:], "kind": [c.kind for c in constraints], "ci": np.arange(m)})
+    targets = np.unique(cons["T"])
+    pairs = pd.concat([pairs, pd.DataFrame({"sub": targets, "sup": targets})]).drop_duplicates()
+
+    described = st if cx.empty else pd.concat([st, cx], ignore_index=True).drop_duplicates()
+    focus = _typed(described, pairs, type_code)
+    focus = focus[focus["s"].isin(np.unique(st["s"])) & focus["T"].isin(targets)]
+    found: list[tuple[int, int, int | None]] = []  # (constraint index, focus code, value code)
 
     def keep(rows: pd.DataFrame, with_value: bool) -> None:
         for r in rows.head(limit).itertuples(index=False):
-            found.append((int(r.ci), r.s, r.o if with_value else None))
+            found.append((int(r.ci), int(r.s), int(r.o) if with_value else None))
 
     # counts ------------------------------------------------------------------
+    counts = described.groupby(["s", "p"], sort=False).size().rename("n").reset_index()
+    args = np.array([c.arg if c.kind in ("minCount", "maxCount") else 0 for c in constraints], dtype=float)
     required = focus.merge(cons[cons["kind"] == "minCount"], on="T")
     if not required.empty:
-        counts = described.groupby(["s", "p"], sort=False)["o"].nunique().rename("n").reset_index()
         have = required.merge(counts, on=["s", "p"], how="left")
-        keep(have[have["n"].fillna(0) < have["arg"].astype(float)], False)
+        keep(have[have["n"].fillna(0).to_numpy() < args[have["ci"].to_numpy()]], False)
     limited = focus.merge(cons[cons["kind"] == "maxCount"], on="T")
-    if not limited.empty:
-        multi = described.groupby(["s", "p"], sort=False)["o"].nunique()
-        multi = multi[multi > 1].rename("n").reset_index()
-        if not multi.empty:
-            over = limited.merge(multi, on=["s", "p"])
-            keep(over[over["n"] > over["arg"].astype(float)], False)
+    multi = counts[counts["n"] > 1]
+    if not limited.empty and not multi.empty:
+        over = limited.merge(multi, on=["s", "p"])
+        keep(over[over["n"].to_numpy() > args[over["ci"].to_numpy()]], False)
 
     # values: staged triples of focus nodes, joined to the constraints on their path
-    values = staged.merge(focus, on="s").merge(cons[~cons["kind"].isin(["minCount", "maxCount"])], on=["T", "p"])
-    if not values.empty:
-        for kind, rows in values.groupby("kind", sort=False):
-            bad = _value_violations(str(kind), rows, described, refs, pairs)
-            keep(bad, True)
+    values = st.merge(focus, on="s").merge(cons[~cons["kind"].isin(["minCount", "maxCount"])], on=["T", "p"])
+    for kind, rows in values.groupby("kind", sort=False):
+        keep(_value_violations(str(kind), rows, constraints, terms, described, rf, pairs, type_code), True)
 
     out = []
-    for ci, s, o in found:
+    for ci, s_code, o_code in found:
         c = constraints[ci]
-        out.append(Violation(s[1:-1] if s.startswith("<") else s, c.path, c.kind, c.message, None if o is None else _plain(o), c.shape))
+        s_term = str(terms.uniques[s_code])
+        o_term = None if o_code is None else _plain(str(terms.uniques[o_code]))
+        out.append(Violation(s_term[1:-1] if s_term.startswith("<") else s_term, c.path, c.kind, c.message, o_term, c.shape))
     return out
 
 
-def _value_violations(kind: str, rows: pd.DataFrame, described: pd.DataFrame, refs: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    o = rows["o"]
-    if kind == "nodeKind":
-        ok = pd.Series(False, index=rows.index)
-        for nk, prefixes in _NODE_KIND.items():
-            sel = rows["arg"] == nk
-            if sel.any():
-                ok[sel] = o[sel].str.startswith(prefixes)
-        return rows[~ok]
-    if kind == "in":
-        allowed = rows["arg"].map(lambda a: {f"<{v}>" for v in a})
-        ok = np.fromiter((t in a for t, a in zip(o, allowed, strict=True)), dtype=bool, count=len(rows))
-        return rows[~ok]
+def _value_violations(
+    kind: str,
+    rows: pd.DataFrame,
+    constraints: tuple[_Constraint, ...],
+    terms: _Terms,
+    described: pd.DataFrame,
+    refs: pd.DataFrame,
+    pairs: pd.DataFrame,
+    type_code: int,
+) -> pd.DataFrame:
+    arg = [constraints[i].arg for i in rows["ci"]]
     if kind == "class":
-        nodes = pd.concat([described, refs[["s", "p", "o"]]], ignore_index=True)
-        typed = _typed(nodes, pairs).rename(columns={"s": "o", "T": "K"})
-        want = rows.assign(K="<" + rows["arg"].astype(str) + ">")
+        nodes = pd.concat([described, refs], ignore_index=True)
+        typed = _typed(nodes, pairs, type_code).rename(columns={"s": "o", "T": "K"})
+        want = rows.assign(K=terms.code([_iri(a) for a in arg]))
         hit = want.merge(typed, on=["o", "K"], how="left", indicator=True)["_merge"].to_numpy() == "both"
         return rows[~hit]
-    parts = o.str.extract(_LITERAL)
-    is_lit = o.str.startswith('"')
-    if kind == "datatype":
-        dt = parts["dt"].where(parts["dt"].notna(), np.where(parts["lang"].notna(), T.RDF + "langString", T.XSD + "string"))
-        return rows[~is_lit | (dt != rows["arg"])]
-    if kind in ("minInclusive", "maxInclusive"):
-        bound = rows["arg"].map(lambda lit: float(lit.value))
-        num = pd.to_numeric(parts["lex"], errors="coerce")
-        ok = num >= bound if kind == "minInclusive" else num <= bound
-        return rows[~(is_lit & ok.fillna(False))]
-    raise ValueError(f"unsupported SHACL constraint {kind}")
+    if kind == "in":
+        ok = pd.DataFrame(
+            [(i, int(code)) for i, c in enumerate(constraints) if c.kind == "in" for code in terms.code([f"<{v}>" for v in c.arg])],
+            columns=["ci", "o"],
+        )
+        hit = rows.merge(ok, on=["ci", "o"], how="left", indicator=True)["_merge"].to_numpy() == "both"
+        return rows[~hit]
+    # the rest reads the term text: per distinct constraint argument, vectorised string tests
+    text = pd.Series(terms.text(rows["o"].to_numpy()), index=rows.index, dtype=object)
+    bad = np.zeros(len(rows), dtype=bool)
+    arg_series = pd.Series(arg, index=rows.index, dtype=object)
+    for a in pd.unique(arg_series.map(str)):
+        sel = (arg_series.map(str) == a).to_numpy()
+        t = text[sel]
+        value = arg_series[sel].iloc[0]
+        if kind == "nodeKind":
+            ok = t.str.startswith(_NODE_KIND[value]).to_numpy(dtype=bool)
+        elif kind == "datatype":
+            if value == T.XSD + "string":
+                ok = (t.str.startswith('"') & t.str.endswith('"')).to_numpy(dtype=bool)
+            elif value == T.RDF + "langString":
+                ok = t.str.match(r'^".*"@[A-Za-z0-9-]+$').to_numpy(dtype=bool)
+            else:
+                ok = (t.str.startswith('"') & t.str.endswith(f'"^^<{value}>')).to_numpy(dtype=bool)
+        elif kind in ("minInclusive", "maxInclusive"):
+            lex = t.str.extract(_LITERAL)["lex"]
+            num = pd.to_numeric(lex, errors="coerce").to_numpy(dtype=float)
+            bound = float(value.value)
+            ok = (num >= bound) if kind == "minInclusive" else (num <= bound)
+            ok &= t.str.startswith('"').to_numpy(dtype=bool)
+        else:
+            raise ValueError(f"unsupported SHACL constraint {kind}")
+        bad[sel] = ~ok
+    return rows[bad]

@@ -2,7 +2,7 @@
 
 A load runs in two phases. *Stage*: read, type, convert units, resolve
 references, find conflicts with the store and check the SHACL shapes, all
-without writing. *Commit*: one atomic ``add_nquads`` carrying the new domain
+without writing. *Commit*: one atomic ``Store.add`` carrying the new domain
 triples, the audit record and the PROV-O activity together. Any error in
 staging raises before the commit; a crash during the commit is covered by
 the backend's atomicity (see pharmakg.store.oxigraph).
@@ -167,12 +167,10 @@ def load_path(
     report = check_triples(new, existing, refs)
     if not report.conforms:
         _raise_for_violations(report, new)
-    body = (
-        (new["s"] + " " + new["p"] + " " + new["o"] + " " + new["g"] + " .").str.cat(sep="\n") + "\n"
-        if len(new)
-        else ""
-    )
-    payload = body.encode("utf-8")
+    in_target = (new["g"] == f"<{target}>").to_numpy()
+    main, other = new[in_target], new[~in_target]
+    ntriples = _lines(main["s"] + " " + main["p"] + " " + main["o"])
+    payload = _lines(other["s"] + " " + other["p"] + " " + other["o"] + " " + other["g"])
     if lookup.empty or not _has_ontology(store):
         payload += _ontology_nquads()
     sources = tuple(
@@ -184,14 +182,14 @@ def load_path(
         reason=reason,
         target_graph=target,
         triples_added=len(new),
-        digest=hashlib.sha256(payload).hexdigest(),
+        digest=hashlib.sha256(ntriples + payload).hexdigest(),
         sources=sources,
         started=started_wall,
     )
     payload += audit.record_quads(base, record).encode("utf-8")
     if progress:
         progress("commit")
-    store.add_nquads(payload)
+    store.add(payload, ntriples=ntriples, graph=target)
     return LoadReport(
         source=str(path),
         graph=target,
@@ -201,6 +199,13 @@ def load_path(
         seconds=time.perf_counter() - t0,
         validation=report,
     )
+
+
+def _lines(terms: pd.Series) -> bytes:
+    """N-Triples/N-Quads lines from a column of space-joined terms."""
+    if terms.empty:
+        return b""
+    return (" .\n".join(terms.tolist()) + " .\n").encode("utf-8")
 
 
 def _has_ontology(store: Store) -> bool:

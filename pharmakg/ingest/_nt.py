@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..terms import XSD
 
-__all__ = ["iri", "iri_column", "literal_column", "mint", "escape_column"]
+__all__ = ["encode_ids", "escape_column", "iri", "iri_column", "literal_column", "mint"]
 
 
 def iri(value: str) -> str:
@@ -41,11 +41,23 @@ def literal_column(values: pd.Series, datatype: str | None = None) -> pd.Series:
     return body + f"^^<{datatype}>"
 
 
+_UNSAFE = r"[^A-Za-z0-9._~-]"
+
+
+def encode_ids(ids: pd.Series) -> pd.Series:
+    """Percent-encode ids for use in an IRI path segment (``/`` too); most ids need nothing."""
+    ids = ids.astype(object)
+    unsafe = ids.str.contains(_UNSAFE, regex=True, na=False)
+    if not unsafe.any():
+        return ids
+    out = ids.copy()
+    out[unsafe] = ids[unsafe].map(lambda v: quote(str(v), safe=""))
+    return out
+
+
 def mint(base: str, kind: str, ids: pd.Series) -> pd.Series:
     """Stable IRIs ``{base}{kind}/{percent-encoded id}`` (``/`` inside an id is encoded too)."""
-    uniq = pd.unique(ids)
-    table = {v: f"{base}{kind}/{quote(str(v), safe='')}" for v in uniq}
-    return ids.map(table)
+    return f"{base}{kind}/" + encode_ids(ids)
 
 
 def iri_column(iris: pd.Series) -> pd.Series:

@@ -22,7 +22,7 @@ from .. import terms as T
 from .. import units
 from ..errors import ConflictError, IngestError, PharmaKGWarning, UnitError, Where
 from ._lookup import StoreLookup
-from ._nt import iri_column, literal_column, mint
+from ._nt import encode_ids, iri_column, literal_column, mint
 from ._read import LINE, read_table
 from ._spec import KIND_CLASS, TABLES, Col, TableSpec
 
@@ -35,6 +35,7 @@ MULTI_VALUED = {f"<{p}>" for p in (T.type_, T.usedEquipment, T.consumed, T.produ
 
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CANONICAL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 
 
@@ -103,7 +104,7 @@ class _Mapper:
             ids = frame[spec.key[0]]
             return mint(self.base, spec.kind, ids), ids
         present = [k for k in spec.key if k in frame.columns]
-        enc = [frame[k].map(lambda v: quote(v, safe="")) for k in present]
+        enc = [encode_ids(frame[k]) for k in present]
         raw = [frame[k] for k in present]
         joined_enc = enc[0]
         joined_raw = raw[0]
@@ -397,9 +398,15 @@ def _double_terms(nums: pd.Series) -> pd.Series:
 
 def _normalise_datetime(cells: pd.Series) -> pd.Series:
     """``2025-03-04 06:00+0100`` -> ``2025-03-04T06:00:00+01:00`` (xsd:dateTime lexical form)."""
-    out = cells.str.replace(" ", "T", n=1, regex=False)
-    out = out.str.replace(r"T(\d{2}:\d{2})(Z|[+-])", r"T\1:00\2", regex=True)
-    out = out.str.replace(r"([+-]\d{2})(\d{2})$", r"\1:\2", regex=True)
+    done = cells.str.match(_CANONICAL_DATETIME) | (cells == "")
+    if done.all():
+        return cells
+    todo = cells[~done]
+    fixed = todo.str.replace(" ", "T", n=1, regex=False)
+    fixed = fixed.str.replace(r"T(\d{2}:\d{2})(Z|[+-])", r"T\1:00\2", regex=True)
+    fixed = fixed.str.replace(r"([+-]\d{2})(\d{2})$", r"\1:\2", regex=True)
+    out = cells.copy()
+    out[~done] = fixed
     return out
 
 

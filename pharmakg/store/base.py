@@ -13,7 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from ..errors import QueryError
 
-__all__ = ["RawResult", "Store", "query_error"]
+__all__ = ["RawResult", "Store", "as_nquads", "query_error"]
 
 ResultKind = Literal["json", "graph"]
 
@@ -35,7 +35,7 @@ class Store(Protocol):
     """What pharmakg needs from a graph store.
 
     The default graph seen by ``query`` is the union of all named graphs.
-    ``add_nquads`` must be atomic: all of the data or none of it, also when the
+    ``add`` must be atomic: all of the data or none of it, also when the
     process dies midway.
     """
 
@@ -45,7 +45,9 @@ class Store(Protocol):
 
     def update(self, sparql: str) -> None: ...
 
-    def add_nquads(self, data: bytes) -> None: ...
+    def add(self, nquads: bytes = b"", *, ntriples: bytes = b"", graph: str | None = None) -> None:
+        """Add N-Quads as they are and N-Triples into ``graph``, in one transaction."""
+        ...
 
     def dump(self, *, format: str, graph: str | None = None) -> bytes: ...
 
@@ -61,3 +63,11 @@ def query_error(message: str, sparql: str) -> QueryError:
     line, col = (int(m.group(1)), int(m.group(2))) if m else (None, None)
     detail = re.sub(r"^error at \d+:\d+: ", "", message.strip())
     return QueryError(detail, query=sparql, line=line, column=col)
+
+
+def as_nquads(ntriples: bytes, graph: str) -> bytes:
+    """N-Triples lines moved into ``graph`` (for backends that take one N-Quads payload)."""
+    if not ntriples:
+        return b""
+    suffix = f" <{graph}> .".encode()
+    return b"\n".join(line[: line.rstrip().rfind(b".")].rstrip() + suffix for line in ntriples.splitlines() if line.strip()) + b"\n"

@@ -27,7 +27,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from ..errors import NotAStoreError, ReadOnlyStoreError, StoreError, StoreLockedError
-from .base import RawResult, query_error
+from .base import RawResult, as_nquads, query_error
 
 __all__ = ["EmbeddedStore", "BULK_THRESHOLD_BYTES"]
 
@@ -129,21 +129,24 @@ class EmbeddedStore:
         except (OSError, ValueError, RuntimeError) as exc:
             raise query_error(str(exc), sparql) from exc
 
-    def add_nquads(self, data: bytes) -> None:
+    def add(self, nquads: bytes = b"", *, ntriples: bytes = b"", graph: str | None = None) -> None:
         self._check_writable()
-        if not data:
+        if ntriples and graph is None:
+            raise ValueError("N-Triples need a target graph")
+        if not nquads and not ntriples:
             return
         try:
-            if self.path is None or len(data) < BULK_THRESHOLD_BYTES:
+            if self.path is None or len(nquads) + len(ntriples) < BULK_THRESHOLD_BYTES:
+                data = nquads + (as_nquads(ntriples, graph) if graph else b"")
                 self._store.load(data, format=ox.RdfFormat.N_QUADS)
             else:
-                self._bulk_add(data)
+                self._bulk_add(nquads, ntriples, graph)
         except SyntaxError as exc:  # our own serialiser produced bad N-Quads: a bug
             raise StoreError(f"internal N-Quads could not be parsed: {exc}") from exc
         except OSError as exc:
             raise StoreError(f"writing to {self.location} failed: {exc}") from exc
 
-    def _bulk_add(self, data: bytes) -> None:
+    def _bulk_add(self, nquads: bytes, ntriples: bytes, graph: str | None) -> None:
         """Checkpoint, bulk-load into the copy, switch atomically (see module docstring)."""
         assert self.path is not None
         live = self._live_dir()
@@ -152,7 +155,10 @@ class EmbeddedStore:
         self._store.flush()
         self._store.backup(str(fresh))
         new = ox.Store(str(fresh))
-        new.bulk_load(data, format=ox.RdfFormat.N_QUADS)
+        if ntriples and graph:
+            new.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph))
+        if nquads:
+            new.bulk_load(nquads, format=ox.RdfFormat.N_QUADS)
         new.flush()
         tmp = self.path / "current.tmp"
         os.symlink(fresh.name, tmp)

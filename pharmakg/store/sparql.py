@@ -18,7 +18,7 @@ import httpx
 import pyoxigraph as ox
 
 from ..errors import EndpointError, ReadOnlyStoreError, StoreError
-from .base import RawResult, query_error
+from .base import RawResult, as_nquads, query_error
 
 __all__ = ["RemoteStore"]
 
@@ -78,7 +78,10 @@ class RemoteStore:
         resp = self._post(self.update_url, sparql, "application/sparql-update")
         self._raise_for(resp, sparql)
 
-    def add_nquads(self, data: bytes) -> None:
+    def add(self, nquads: bytes = b"", *, ntriples: bytes = b"", graph: str | None = None) -> None:
+        if ntriples and graph is None:
+            raise ValueError("N-Triples need a target graph")
+        data = nquads + (as_nquads(ntriples, graph) if graph else b"")
         if not data:
             return
         by_graph: dict[Any, list[ox.Triple]] = defaultdict(list)
