@@ -53,6 +53,15 @@ def main() -> None:
     raw.flush()
     raw_s = time.perf_counter() - t
     raw_n = len(raw)
+    del raw
+    # the same triples into one named graph, as pharmakg stores them (named-graph
+    # quads are indexed in six orders, default-graph triples in three)
+    raw_g = ox.Store(str(work / "raw-graph"))
+    t = time.perf_counter()
+    raw_g.bulk_load(data, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(report.graph))
+    raw_g.flush()
+    raw_g_s = time.perf_counter() - t
+    del raw_g
 
     q = "SELECT (COUNT(*) AS ?n) WHERE { ?b a pkg:Batch ; pkg:consumed ?l . ?l pkg:material ?m }"
     t = time.perf_counter()
@@ -72,7 +81,10 @@ def main() -> None:
     print(f"demo plant: {args.batches} batches, seed {args.seed}; generated in {gen_s:.1f} s")
     print(f"pharmakg load (stage + validate + commit, on disk): {triples} triples in {load_s:.1f} s = {e2e:,.0f} triples/s")
     print(f"raw pyoxigraph bulk_load of the same N-Triples:      {raw_n} triples in {raw_s:.1f} s = {raw_rate:,.0f} triples/s")
-    print(f"ratio end-to-end / raw: {e2e / raw_rate:.2f}  (target >= 0.35)")
+    raw_g_rate = raw_n / raw_g_s
+    print(f"raw bulk_load of the same N-Triples into one named graph: {raw_g_s:.1f} s = {raw_g_rate:,.0f} triples/s")
+    print(f"ratio end-to-end / raw (default graph): {e2e / raw_rate:.2f}  (target >= 0.35)")
+    print(f"ratio end-to-end / raw (named graph):   {e2e / raw_g_rate:.2f}")
     print(f"join query: {before_opt * 1000:.0f} ms before optimize(), {after_opt * 1000:.0f} ms after ({opt_s:.1f} s to optimize)")
     print(f"import pharmakg: {imp:.3f} s median of 5  (target < 0.5 s)")
 
