@@ -87,3 +87,36 @@ def test_interrupted_switch_is_recovered(tmp_path: Path) -> None:
         assert kg.domain_nquads() == before
     assert not (store / "data-000002").exists()
     assert not (store / "current.tmp").exists()
+
+
+REMOTE_LOADER = """
+import sys, pharmakg
+kg = pharmakg.connect(sys.argv[1] + "/query", sys.argv[1] + "/update")
+print("open", flush=True)
+kg.load(sys.argv[2], reason="killed load")
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 1.0])
+def test_sigkill_during_remote_load_leaves_server_as_before(tmp_path: Path, delay: float) -> None:
+    from pharmakg.testing import oxigraph_server
+
+    big = _big_rdf(tmp_path / "big.nt", 100_000)
+    with oxigraph_server(tmp_path / "server") as url:
+        kg = pharmakg.connect(url + "/query", url + "/update")
+        kg.load(MINI, reason="baseline")
+        before = kg.domain_nquads()
+        proc = subprocess.Popen([sys.executable, "-c", REMOTE_LOADER, url, str(big)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "open"
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(0.5)  # let the server finish or drop the request it was reading
+        after = kg.domain_nquads()
+        if kg.ask("ASK { <urn:big:s99999> ?p ?o }"):  # the request completed before the kill
+            assert after.count(b"urn:big:p") == 100_000
+        else:
+            assert after == before
