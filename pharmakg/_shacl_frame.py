@@ -118,8 +118,10 @@ def check_frames(
     found: list[tuple[int, int, int | None]] = []  # (constraint index, focus code, value code)
 
     def keep(rows: pd.DataFrame, with_value: bool) -> None:
-        for r in rows.head(limit).itertuples(index=False):
-            found.append((int(r.ci), int(r.s), int(r.o) if with_value else None))
+        head = rows.head(limit)
+        objects = head["o"].tolist() if with_value else [None] * len(head)
+        for ci, s_code, o_code in zip(head["ci"].tolist(), head["s"].tolist(), objects, strict=True):
+            found.append((int(ci), int(s_code), None if o_code is None else int(o_code)))
 
     # counts ------------------------------------------------------------------
     counts = described.groupby(["s", "p"], sort=False).size().rename("n").reset_index()
@@ -144,7 +146,9 @@ def check_frames(
         c = constraints[ci]
         s_term = str(terms.uniques[s_code])
         o_term = None if o_code is None else _plain(str(terms.uniques[o_code]))
-        out.append(Violation(s_term[1:-1] if s_term.startswith("<") else s_term, c.path, c.kind, c.message, o_term, c.shape))
+        out.append(
+            Violation(s_term[1:-1] if s_term.startswith("<") else s_term, c.path, c.kind, c.message, o_term, c.shape)
+        )
     return out
 
 
@@ -167,7 +171,12 @@ def _value_violations(
         return rows[~hit]
     if kind == "in":
         ok = pd.DataFrame(
-            [(i, int(code)) for i, c in enumerate(constraints) if c.kind == "in" for code in terms.code([f"<{v}>" for v in c.arg])],
+            [
+                (i, int(code))
+                for i, c in enumerate(constraints)
+                if c.kind == "in"
+                for code in terms.code([f"<{v}>" for v in c.arg])
+            ],
             columns=["ci", "o"],
         )
         hit = rows.merge(ok, on=["ci", "o"], how="left", indicator=True)["_merge"].to_numpy() == "both"

@@ -8,7 +8,6 @@ works unchanged on the embedded store and on a remote SPARQL server.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import audit
 from . import terms as T
 from .errors import QueryError, StoreError
-from .store.base import RawResult, Store
+from .store.base import RawResult, Store, sparql_string
 from .store.oxigraph import EmbeddedStore
 
 if TYPE_CHECKING:
@@ -143,7 +142,7 @@ class KnowledgeGraph:
         """An IRI for a business id (lot, batch, ...) or an IRI given as such."""
         if ref.startswith(("http://", "https://", "urn:")):
             return ref
-        frame = self.query(f"SELECT DISTINCT ?x WHERE {{ ?x dcterms:identifier {json.dumps(ref)} }} LIMIT 2")
+        frame = self.query(f"SELECT DISTINCT ?x WHERE {{ ?x dcterms:identifier {sparql_string(ref)} }} LIMIT 2")
         if frame.empty:
             raise KeyError(f"no node with business id {ref!r} in {self.store.location}")
         if len(frame) > 1:

@@ -30,8 +30,9 @@ __all__ = [
     "SHAPES_PATH",
     "ValidationReport",
     "Violation",
-    "check_staged",
+    "check_triples",
     "compile_shapes",
+    "ntriples_frame",
     "run_pyshacl",
 ]
 
@@ -47,6 +48,7 @@ def _ontology_dir() -> Path:
 
 ONTOLOGY_PATH = _ontology_dir() / "pharmakg.ttl"
 SHAPES_PATH = _ontology_dir() / "shapes.ttl"
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -176,7 +178,9 @@ def _subclass_pairs() -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs | {(c, c) for c in classes}))
 
 
-def check_triples(staged: pd.DataFrame, context: pd.DataFrame | None = None, refs: pd.DataFrame | None = None, *, limit: int = 20) -> ValidationReport:
+def check_triples(
+    staged: pd.DataFrame, context: pd.DataFrame | None = None, refs: pd.DataFrame | None = None, *, limit: int = 20
+) -> ValidationReport:
     """The compiled engine over triple tables (columns s, p, o as N-Triples terms).
 
     ``staged`` is judged; ``context`` (the store's triples about staged subjects)
@@ -195,7 +199,10 @@ def check_triples(staged: pd.DataFrame, context: pd.DataFrame | None = None, ref
         limit=limit,
     )
     return ValidationReport(
-        conforms=not violations, violations=tuple(violations), engine="compiled", checked_nodes=int(staged["s"].nunique())
+        conforms=not violations,
+        violations=tuple(violations),
+        engine="compiled",
+        checked_nodes=int(staged["s"].nunique()),
     )
 
 

@@ -11,10 +11,17 @@ from pathlib import Path
 from .conftest import MINI
 
 
-def run(*args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "pharmakg.cli", *args], cwd=cwd, capture_output=True, text=True, input=stdin, env=full_env
+        [sys.executable, "-m", "pharmakg.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=full_env,
     )
 
 

@@ -63,3 +63,13 @@ def test_validate_reports_frame(engine: str) -> None:
         report = kg.validate(engine=engine)
         assert report.conforms
         assert list(report.to_frame().columns) == ["focus", "path", "constraint", "value", "message"]
+
+
+def test_demo_plant_conforms_in_both_engines(tmp_path) -> None:
+    from pharmakg.demo import build_demo
+
+    with pharmakg.open() as kg:
+        build_demo(kg, batches=30, seed=3, out_dir=tmp_path / "demo")
+        assert kg.validate(engine="compiled").conforms
+        report = kg.validate(engine="pyshacl")
+        assert report.conforms, report.text[:2000]

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from .. import terms as T
-from ..store.base import Store
+from ..store.base import Store, sparql_string
 
 __all__ = ["StoreLookup", "encode_binding"]
 
@@ -81,7 +81,7 @@ class StoreLookup:
         out: list[tuple[str, str, str]] = []
         if not self.empty and ids:
             for i in range(0, len(ids), CHUNK):
-                values = " ".join(json.dumps(x) for x in ids[i : i + CHUNK])
+                values = " ".join(sparql_string(x) for x in ids[i : i + CHUNK])
                 q = (
                     f"SELECT ?rid ?sid ?step WHERE {{ VALUES ?sid {{ {values} }} "
                     f"?step <{T.identifier}> ?sid ; <{T.recipe}> ?r . ?r <{T.identifier}> ?rid }}"

@@ -13,7 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from ..errors import QueryError
 
-__all__ = ["RawResult", "Store", "as_nquads", "query_error"]
+__all__ = ["RawResult", "Store", "as_nquads", "query_error", "sparql_string"]
 
 ResultKind = Literal["json", "graph"]
 
@@ -70,4 +70,16 @@ def as_nquads(ntriples: bytes, graph: str) -> bytes:
     if not ntriples:
         return b""
     suffix = f" <{graph}> .".encode()
-    return b"\n".join(line[: line.rstrip().rfind(b".")].rstrip() + suffix for line in ntriples.splitlines() if line.strip()) + b"\n"
+    return (
+        b"\n".join(
+            line[: line.rstrip().rfind(b".")].rstrip() + suffix for line in ntriples.splitlines() if line.strip()
+        )
+        + b"\n"
+    )
+
+
+def sparql_string(text: str) -> str:
+    """A SPARQL string literal for any text (quotes, backslashes, controls and non-BMP characters)."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)

@@ -96,7 +96,7 @@ class RemoteStore:
             if isinstance(graph, ox.DefaultGraph):
                 parts.append(body)
             else:
-                parts.append(f"GRAPH <{graph.value}> {{\n{body}}}")
+                parts.append(f"GRAPH {graph} {{\n{body}}}")
         self.update("INSERT DATA {\n" + "\n".join(parts) + "\n}")
 
     def dump(self, *, format: str = "nq", graph: str | None = None) -> bytes:
