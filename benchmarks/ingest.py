@@ -79,13 +79,19 @@ def main() -> None:
     e2e = triples / load_s
     raw_rate = raw_n / raw_s
     print(f"demo plant: {args.batches} batches, seed {args.seed}; generated in {gen_s:.1f} s")
-    print(f"pharmakg load (stage + validate + commit, on disk): {triples} triples in {load_s:.1f} s = {e2e:,.0f} triples/s")
-    print(f"raw pyoxigraph bulk_load of the same N-Triples:      {raw_n} triples in {raw_s:.1f} s = {raw_rate:,.0f} triples/s")
+    print(
+        f"pharmakg load (stage + validate + commit, on disk): {triples} triples in {load_s:.1f} s = {e2e:,.0f} triples/s"
+    )
+    print(
+        f"raw pyoxigraph bulk_load of the same N-Triples:      {raw_n} triples in {raw_s:.1f} s = {raw_rate:,.0f} triples/s"
+    )
     raw_g_rate = raw_n / raw_g_s
     print(f"raw bulk_load of the same N-Triples into one named graph: {raw_g_s:.1f} s = {raw_g_rate:,.0f} triples/s")
     print(f"ratio end-to-end / raw (default graph): {e2e / raw_rate:.2f}  (target >= 0.35)")
     print(f"ratio end-to-end / raw (named graph):   {e2e / raw_g_rate:.2f}")
-    print(f"join query: {before_opt * 1000:.0f} ms before optimize(), {after_opt * 1000:.0f} ms after ({opt_s:.1f} s to optimize)")
+    print(
+        f"join query: {before_opt * 1000:.0f} ms before optimize(), {after_opt * 1000:.0f} ms after ({opt_s:.1f} s to optimize)"
+    )
     print(f"import pharmakg: {imp:.3f} s median of 5  (target < 0.5 s)")
 
 
