@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from . import terms as T
 
-__all__ = ["WriteRecord", "audit_graph", "provenance_graph", "record_quads", "current_user", "utc_now"]
+__all__ = ["WriteRecord", "audit_graph", "current_user", "provenance_graph", "record_insert", "record_quads", "utc_now"]
 
 
 def audit_graph(base: str) -> str:
@@ -78,6 +78,19 @@ def file_sha256(path: str) -> str:
 
 def record_quads(base: str, rec: WriteRecord) -> str:
     """N-Quads for the audit record and, for loads, the PROV-O activity."""
+    return "".join(f"{triple} {graph} .\n" for graph, triple in _record_triples(base, rec))
+
+
+def record_insert(base: str, rec: WriteRecord) -> str:
+    """The same record as a SPARQL ``INSERT DATA`` operation (to append to an update)."""
+    by_graph: dict[str, list[str]] = {}
+    for graph, triple in _record_triples(base, rec):
+        by_graph.setdefault(graph, []).append(triple + " .")
+    return "INSERT DATA { " + " ".join(f"GRAPH {g} {{ {' '.join(t)} }}" for g, t in by_graph.items()) + " }"
+
+
+def _record_triples(base: str, rec: WriteRecord) -> list[tuple[str, str]]:
+    """(graph, 's p o') pairs of the audit record and, for loads, the PROV-O activity."""
     ended = rec.ended or utc_now()
     key = hashlib.sha256(f"{ended}|{rec.user}|{rec.digest}".encode()).hexdigest()[:20]
     audit_g = f"<{audit_graph(base)}>"
@@ -122,7 +135,11 @@ def record_quads(base: str, rec: WriteRecord) -> str:
             ]
             if src.rows is not None:
                 lines.append(f'{f_iri} <{T.rowCount}> "{src.rows}"^^<{T.XSD}integer> {prov_g} .')
-    return "\n".join(lines) + "\n"
+    out: list[tuple[str, str]] = []
+    for line in lines:
+        triple, graph = line[: -len(" .")].rsplit(" ", 1)
+        out.append((graph, triple))
+    return out
 
 
 def _quote(text: str) -> str:

@@ -100,9 +100,6 @@ class KnowledgeGraph:
         return f"<KnowledgeGraph {self.store.location}>"
 
     # -- reading -----------------------------------------------------------------
-    def _with_prefixes(self, sparql: str) -> str:
-        return PREFIXES + sparql
-
     def query(self, sparql: str) -> pd.DataFrame:
         """Run a SELECT (or ASK) query; a DataFrame with typed columns."""
         raw = self._run(sparql)
@@ -113,6 +110,7 @@ class KnowledgeGraph:
         return json_to_frame(raw.body)
 
     def ask(self, sparql: str) -> bool:
+        """Run an ASK query."""
         raw = self._run(sparql)
         from ._results import json_to_bool
 
@@ -188,14 +186,9 @@ class KnowledgeGraph:
             triples_added=0,
             digest=hashlib.sha256(sparql.encode()).hexdigest(),
         )
-        quads = audit.record_quads(self.base, record)
-        graph_lines: dict[str, list[str]] = {}
-        for line in quads.splitlines():
-            head, g = line.rsplit(" ", 2)[0], line.rsplit(" ", 2)[1]
-            graph_lines.setdefault(g, []).append(head + " .")
-        insert = " ".join(f"GRAPH {g} {{ {' '.join(lines)} }}" for g, lines in graph_lines.items())
+        insert = audit.record_insert(self.base, record)
         try:
-            self.store.update(PREFIXES + sparql.rstrip().rstrip(";") + f" ;\nINSERT DATA {{ {insert} }}")
+            self.store.update(PREFIXES + sparql.rstrip().rstrip(";") + " ;\n" + insert)
         except QueryError as exc:
             raise _unshift(exc, sparql) from None
 

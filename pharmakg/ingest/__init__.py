@@ -26,6 +26,7 @@ from ..errors import ConflictError, IngestError, ValidationError, Where
 from ..store.base import Store
 from ..validate import ONTOLOGY_PATH, ValidationReport, check_triples
 from ._lookup import StoreLookup
+from ._nt import plain
 from .bundle import MULTI_VALUED, stage_bundle
 from .rdf import RDF_SUFFIXES, stage_rdf
 
@@ -104,8 +105,8 @@ def _diff_with_store(staged: pd.DataFrame, lookup: StoreLookup) -> tuple[pd.Data
         c = clash.iloc[0]
         raise ConflictError(
             Where(c["file"], None if pd.isna(c["line"]) else int(c["line"]), c["column"]),
-            f"gives {c['s']} {c['p']} the value {c['o']} but the store holds {c['o_store']}; "
-            "correct the data in the store with an audited update (and a reason) rather than by re-loading",
+            f"gives {c['s'][1:-1]} {plain(c['p'])} = {plain(c['o'])!r} but the store holds "
+            f"{plain(c['o_store'])!r}; correct the store with an audited update (and a reason) rather than by re-loading",
             value=c["o"],
         )
     return new.drop(columns="_n"), existing.drop(columns="_n")

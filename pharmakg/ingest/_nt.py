@@ -7,13 +7,25 @@ within a small factor of it.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import pandas as pd
 
 from ..terms import XSD
 
-__all__ = ["encode_ids", "escape_column", "iri", "iri_column", "literal_column", "mint"]
+__all__ = ["encode_ids", "escape_column", "iri", "iri_column", "literal_column", "mint", "plain"]
+
+
+_LITERAL = re.compile(r'^"(?P<lex>.*)"(?:\^\^<[^>]*>|@[A-Za-z0-9-]+)?$', re.S)
+
+
+def plain(term: str) -> str:
+    """What a user reads for a term: an IRI's local name, a literal's lexical form."""
+    if term.startswith("<"):
+        return term[1:-1].rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+    m = _LITERAL.match(term)
+    return m.group("lex") if m else term
 
 
 def iri(value: str) -> str:
