@@ -80,7 +80,7 @@ def split_bundle(bundle: Path, out_dir: Path, parts: int) -> list[Path]:
     if "lots.csv" in tables:  # a sublot never precedes its parent
         parent = tables["lots.csv"].get("parent_lot_id")
         if parent is not None:
-            frames["lots.csv"] = np.maximum(frames["lots.csv"], parent.map(lot_part).fillna(0).astype(int))
+            frames["lots.csv"] = frames["lots.csv"].clip(lower=parent.map(lot_part).fillna(0).astype(int))
     if "recipes.csv" in tables:
         used = batches.groupby("recipe_id")["id"].apply(lambda ids: int(part_of_batch[ids].min()))
         frames["recipes.csv"] = tables["recipes.csv"]["id"].map(used).fillna(0).astype(int)
