@@ -103,6 +103,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="DIR", nargs="?", help="default: --store")
 
     p = add("optimize", "compact the store after big loads (queries get faster)")
+
+    p = add("trace", "lot/batch genealogy: what went into ID (default) or where it went (--down)")
+    p.add_argument("id", help="business id (lot or batch number) or IRI")
+    p.add_argument("--down", action="store_true", help="downstream: every batch and lot it reached")
+    p.add_argument("--depth", type=int, help="at most N edges from the start (lot -> batch is one)")
+    p.add_argument(
+        "--stop-at",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="material kind not to walk past (raw, intermediate, ...)",
+    )
+    p.add_argument("--format", choices=("table", "csv", "json", "dot"), default="table")
+
+    p = add("recall", "recall scope: finished lots and shipments reached by suspect lots")
+    p.add_argument("--lot", action="append", default=[], metavar="ID", help="a suspect lot (repeatable)")
+    p.add_argument("--supplier", help="all lots of this supplier (name as in lots.csv)")
+    p.add_argument("--material", help="all lots of this material id")
+    p.add_argument("--from", dest="received_from", metavar="DATE", help="received on or after")
+    p.add_argument("--to", dest="received_to", metavar="DATE", help="received before")
+    _format(p)
     return parser
 
 
@@ -150,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         pharmakg.restore(args.backup, args.target or _store_path(args))
         print(f"restored {args.backup} into {args.target or _store_path(args)}", file=sys.stderr)
         return 0
-    read_only = cmd in ("query", "validate", "info", "export", "backup")
+    read_only = cmd in ("query", "validate", "info", "export", "backup", "trace", "recall")
     with _open(args, read_only=read_only) as kg:
         if cmd == "demo":
             from .demo import build_demo
@@ -216,6 +237,38 @@ def _run(args: argparse.Namespace) -> int:
             print(f"backed up {kg.store.location} to {args.target}", file=sys.stderr)
         elif cmd == "optimize":
             kg.optimize()
+        elif cmd == "trace":
+            from .trace import trace
+
+            genealogy = trace(
+                kg, args.id, direction="down" if args.down else "up", max_depth=args.depth, stop_at=args.stop_at
+            )
+            if args.format == "dot":
+                sys.stdout.write(genealogy.to_dot())
+            else:
+                frame = genealogy.to_frame()
+                for col in ("equipment", "deviations"):
+                    frame[col] = frame[col].map(lambda v: " ".join(v) if isinstance(v, list) else v)
+                _print_frame(frame if args.format != "table" else frame.drop(columns=["iri"]), args.format)
+        elif cmd == "recall":
+            from .trace import recall_scope
+
+            if not (args.lot or args.supplier or args.material):
+                raise ValueError("name suspect lots: --lot ID, --supplier NAME or --material ID")
+            scope = recall_scope(
+                kg,
+                lots=args.lot,
+                supplier=args.supplier,
+                material=args.material,
+                received_from=args.received_from,
+                received_to=args.received_to,
+            )
+            print(
+                f"{len(scope.suspect_lots)} suspect lot(s) -> {len(scope.finished_lots)} finished lot(s), "
+                f"{len(scope.shipments)} shipment(s)",
+                file=sys.stderr,
+            )
+            _print_frame(scope.to_frame(), args.format)
     return 0
 
 

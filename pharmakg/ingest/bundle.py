@@ -312,7 +312,8 @@ class _Mapper:
                 parts.append(got[["batch_id", what]].fillna(""))
         if parts:
             known = pd.concat(parts, ignore_index=True).drop_duplicates("batch_id")
-        return batch_ids.map(dict(zip(known["batch_id"], known[what], strict=True))).fillna("")
+        found = batch_ids.map(dict(zip(known["batch_id"], known[what], strict=True))).astype(object)
+        return found.where(found.notna(), "")
 
     # -- quantities --------------------------------------------------------------
     def _quantity(self, spec: TableSpec, frame: pd.DataFrame, s: pd.Series) -> None:

@@ -1,0 +1,421 @@
+"""Lot and batch genealogy: what went into a lot, where a lot went, and recall scope (layer L4).
+
+Every walk is one SPARQL property-path query that returns the *edges* of the
+genealogy in material-flow direction (input lot -> batch -> output lot,
+parent lot -> sublot), so it runs unchanged on a remote SPARQL 1.1 server;
+a second query fetches the attributes of the nodes found. Distances, depth
+limits and stop rules are applied in Python on that small edge list (a
+networkx DiGraph), which also gives paths and drawing for free.
+
+Upstream step relations:   lot -> batch that produced it (^pkg:produced),
+                           batch -> lots it consumed (pkg:consumed),
+                           sublot -> parent lot (pkg:sublotOf).
+Downstream is the inverse of each.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import networkx as nx
+import pandas as pd
+
+from .errors import PharmaKGWarning
+from .store.base import sparql_string
+
+if TYPE_CHECKING:
+    from .kg import KnowledgeGraph
+
+__all__ = ["Genealogy", "RecallScope", "batches_on", "recall_scope", "trace", "trace_downstream", "trace_upstream"]
+
+Direction = Literal["up", "down"]
+
+_UP_PATH = "(^pkg:produced|pkg:consumed|pkg:sublotOf)*"
+_DOWN_PATH = "(^pkg:consumed|pkg:produced|^pkg:sublotOf)*"
+_UP_EDGES = """
+  { ?x pkg:consumed ?src . BIND(?x AS ?dst) BIND("consumed" AS ?rel) }
+  UNION { ?src pkg:produced ?x . BIND(?x AS ?dst) BIND("produced" AS ?rel) }
+  UNION { ?x pkg:sublotOf ?src . BIND(?x AS ?dst) BIND("sublot" AS ?rel) }"""
+_DOWN_EDGES = """
+  { ?dst pkg:consumed ?x . BIND(?x AS ?src) BIND("consumed" AS ?rel) }
+  UNION { ?x pkg:produced ?dst . BIND(?x AS ?src) BIND("produced" AS ?rel) }
+  UNION { ?dst pkg:sublotOf ?x . BIND(?x AS ?src) BIND("sublot" AS ?rel) }"""
+
+#: Columns of Genealogy.to_frame(), the documented output contract of ``pharmakg trace``.
+NODE_COLUMNS = [
+    "id",
+    "kind",
+    "distance",
+    "label",
+    "material",
+    "material_kind",
+    "supplier",
+    "status",
+    "start",
+    "equipment",
+    "deviations",
+    "iri",
+]
+
+
+@dataclass(frozen=True)
+class Genealogy:
+    """The genealogy of one lot or batch.
+
+    ``graph`` is a networkx DiGraph whose edges follow the material
+    (input lot -> batch -> output lot); each node carries ``kind`` (lot or
+    batch), ``id`` (the business id as loaded), ``label``, ``distance``
+    (edges from the start) and the attributes of ``to_frame``.
+    """
+
+    root: str
+    direction: Direction
+    graph: nx.DiGraph = field(repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per node, nearest first; columns as in NODE_COLUMNS."""
+        rows = [{**{c: data.get(c) for c in NODE_COLUMNS}, "iri": n} for n, data in self.graph.nodes(data=True)]
+        frame = pd.DataFrame(rows, columns=NODE_COLUMNS)
+        return frame.sort_values(["distance", "kind", "id"], kind="stable").reset_index(drop=True)
+
+    def node(self, ref: str) -> str:
+        """The node IRI for a business id or IRI in this genealogy."""
+        if ref in self.graph:
+            return ref
+        hits = [n for n, d in self.graph.nodes(data=True) if d.get("id") == ref]
+        if not hits:
+            raise KeyError(f"{ref!r} is not in this genealogy")
+        return hits[0]
+
+    def paths_to(self, ref: str) -> list[list[str]]:
+        """Every path (as business ids) between the start and ``ref``, in material-flow order."""
+        target = self.node(ref)
+        src, dst = (target, self.root) if self.direction == "up" else (self.root, target)
+        paths = nx.all_simple_paths(self.graph, src, dst) if src != dst else iter([[src]])
+        return [[self.graph.nodes[n]["id"] for n in p] for p in paths]
+
+    def lots(self) -> pd.DataFrame:
+        frame = self.to_frame()
+        return frame[frame["kind"] == "lot"].reset_index(drop=True)
+
+    def batches(self) -> pd.DataFrame:
+        frame = self.to_frame()
+        return frame[frame["kind"] == "batch"].reset_index(drop=True)
+
+    def to_dot(self) -> str:
+        """Graphviz DOT text, left to right in material-flow order."""
+        lines = ["digraph genealogy {", "  rankdir=LR;"]
+        for _, d in self.graph.nodes(data=True):
+            shape = "box" if d.get("kind") == "batch" else "ellipse"
+            lines.append(f'  "{d["id"]}" [shape={shape}];')
+        for a, b in self.graph.edges():
+            lines.append(f'  "{self.graph.nodes[a]["id"]}" -> "{self.graph.nodes[b]["id"]}";')
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def __len__(self) -> int:
+        return int(self.graph.number_of_nodes())
+
+    def _repr_html_(self) -> str:
+        frame = self.to_frame()
+        head = (
+            f"<b>{'Upstream' if self.direction == 'up' else 'Downstream'} genealogy of "
+            f"{html.escape(str(self.graph.nodes[self.root]['id']))}</b>: "
+            f"{(frame['kind'] == 'lot').sum()} lots, {(frame['kind'] == 'batch').sum()} batches"
+        )
+        shown = frame.drop(columns=["iri"]).head(200)
+        more = f"<p>... {len(frame) - 200} more rows (use .to_frame())</p>" if len(frame) > 200 else ""
+        return f"<p>{head}</p>" + shown.to_html(index=False, na_rep="") + more
+
+
+def trace(
+    kg: KnowledgeGraph,
+    ref: str,
+    *,
+    direction: Direction = "up",
+    max_depth: int | None = None,
+    stop_at: Iterable[str] = (),
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    details: bool = True,
+) -> Genealogy:
+    """Genealogy of a lot or batch (business id or IRI) in one direction.
+
+    ``max_depth`` counts edges from the start (lot -> batch is one).
+    ``stop_at`` names material kinds (``raw``, ``intermediate``, ...) whose lots
+    are kept but not walked past. ``start``/``end`` keep only batches that
+    started in that window (lots they reach through other batches stay).
+    ``details`` adds the equipment each batch used and the deviations raised on it.
+    """
+    root = kg.resolve(ref)
+    path, edges = (_UP_PATH, _UP_EDGES) if direction == "up" else (_DOWN_PATH, _DOWN_EDGES)
+    frame = kg.query(f"SELECT DISTINCT ?src ?dst ?rel WHERE {{ <{root}> {path} ?x . {edges} }}")
+    graph = nx.DiGraph()
+    graph.add_node(root)
+    graph.add_edges_from(zip(frame["src"], frame["dst"], [{"rel": r} for r in frame["rel"]], strict=True))
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = [str(n) for n, _ in nx.find_cycle(graph)]
+        warnings.warn(
+            f"genealogy of {ref!r} has a cycle (a lot that is its own ancestor): {' -> '.join(cycle)}; "
+            "the data are wrong, the walk stopped there",
+            PharmaKGWarning,
+            stacklevel=2,
+        )
+    _annotate(kg, graph, details=details)
+    kinds = {_kind_code(k) for k in stop_at}
+    window = (_utc(start) if start is not None else None, _utc(end) if end is not None else None)
+    keep = _walk(graph, root, direction, max_depth, kinds, window)
+    sub = graph.subgraph(keep).copy()
+    for n, dist in keep.items():
+        sub.nodes[n]["distance"] = dist
+    return Genealogy(root=root, direction=direction, graph=sub)
+
+
+def trace_upstream(kg: KnowledgeGraph, ref: str, **options: object) -> Genealogy:
+    """Everything a lot or batch descends from: batches, lots, materials, suppliers."""
+    return trace(kg, ref, direction="up", **options)  # type: ignore[arg-type]
+
+
+def trace_downstream(kg: KnowledgeGraph, ref: str, **options: object) -> Genealogy:
+    """Every batch and lot (intermediate and finished) a lot or batch reached."""
+    return trace(kg, ref, direction="down", **options)  # type: ignore[arg-type]
+
+
+def _kind_code(kind: str) -> str:
+    return kind.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+_KIND_NAMES = {
+    "RawMaterial": "raw",
+    "Intermediate": "intermediate",
+    "DrugSubstance": "drug_substance",
+    "DrugProduct": "drug_product",
+    "PackagingMaterial": "packaging",
+}
+
+
+def _walk(
+    graph: nx.DiGraph,
+    root: str,
+    direction: Direction,
+    max_depth: int | None,
+    stop_kinds: set[str],
+    window: tuple[pd.Timestamp | None, pd.Timestamp | None],
+) -> dict[str, int]:
+    """Breadth-first distances from the root, honouring depth, stop kinds and the time window."""
+    step = graph.predecessors if direction == "up" else graph.successors
+    lo, hi = window
+    dist = {root: 0}
+    queue = deque([root])
+    while queue:
+        n = queue.popleft()
+        d = dist[n]
+        data = graph.nodes[n]
+        if n != root and data.get("kind") == "lot" and data.get("material_kind") in stop_kinds:
+            continue
+        if max_depth is not None and d >= max_depth:
+            continue
+        for m in step(n):
+            if m in dist:
+                continue
+            md = graph.nodes[m]
+            if md.get("kind") == "batch" and (lo is not None or hi is not None):
+                t = md.get("start")
+                if t is None or pd.isna(t) or (lo is not None and t < lo) or (hi is not None and t >= hi):
+                    continue
+            dist[m] = d + 1
+            queue.append(m)
+    return dist
+
+
+def _values(nodes: Iterable[str]) -> str:
+    return " ".join(f"<{n}>" for n in nodes)
+
+
+def _annotate(kg: KnowledgeGraph, graph: nx.DiGraph, *, details: bool) -> None:
+    """Kind, id, label, material, supplier, status and start of every node (one query)."""
+    nodes = list(graph.nodes)
+    if not nodes:
+        return
+    frame = kg.query(
+        f"""SELECT ?n ?type ?id ?label ?material ?mkind ?supplier ?lstatus ?bstatus ?start WHERE {{
+  VALUES ?n {{ {_values(nodes)} }}
+  ?n a ?type . FILTER(?type IN (pkg:MaterialLot, pkg:Batch))
+  OPTIONAL {{ ?n dcterms:identifier ?id }}
+  OPTIONAL {{ ?n rdfs:label ?label }}
+  OPTIONAL {{ ?n pkg:material|pkg:product ?m . ?m dcterms:identifier ?material .
+             OPTIONAL {{ ?m pkg:materialKind ?mkind }} }}
+  OPTIONAL {{ ?n pkg:supplier/rdfs:label ?supplier }}
+  OPTIONAL {{ ?n pkg:lotStatus ?lstatus }}
+  OPTIONAL {{ ?n pkg:status ?bstatus }}
+  OPTIONAL {{ ?n pkg:startTime ?start }}
+}}"""
+    )
+    for row in frame.itertuples(index=False):
+        kind = "batch" if str(row.type).endswith("#Batch") else "lot"
+        status = row.lstatus if isinstance(row.lstatus, str) else row.bstatus
+        graph.nodes[row.n].update(
+            kind=kind,
+            id=row.id,
+            label=row.label if isinstance(row.label, str) else None,
+            material=row.material if isinstance(row.material, str) else None,
+            material_kind=_KIND_NAMES.get(str(row.mkind).rsplit("#", 1)[-1]) if isinstance(row.mkind, str) else None,
+            supplier=row.supplier if isinstance(row.supplier, str) else None,
+            status=str(status).rsplit("#", 1)[-1].lower() if isinstance(status, str) else None,
+            start=row.start if kind == "batch" and isinstance(row.start, pd.Timestamp) else None,
+        )
+    for n, data in graph.nodes(data=True):
+        data.setdefault("kind", "other")
+        data.setdefault("id", n.rsplit("/", 1)[-1])
+    if details:
+        batches = [n for n, d in graph.nodes(data=True) if d["kind"] == "batch"]
+        if batches:
+            _batch_details(kg, graph, batches)
+
+
+def _batch_details(kg: KnowledgeGraph, graph: nx.DiGraph, batches: Sequence[str]) -> None:
+    eq = kg.query(
+        f"SELECT ?b ?e WHERE {{ VALUES ?b {{ {_values(batches)} }} ?b pkg:usedEquipment/dcterms:identifier ?e }}"
+    )
+    dev = kg.query(
+        f"SELECT ?b ?d WHERE {{ VALUES ?b {{ {_values(batches)} }} ?dv pkg:batch ?b ; a pkg:Deviation ; dcterms:identifier ?d }}"
+    )
+    for col, frame, value in (("equipment", eq, "e"), ("deviations", dev, "d")):
+        grouped: dict[str, list[str]] = {}
+        for b, v in zip(frame["b"], frame[value], strict=True):
+            grouped.setdefault(b, []).append(v)
+        for b in batches:
+            graph.nodes[b][col] = sorted(set(grouped.get(b, [])))
+
+
+@dataclass(frozen=True)
+class RecallScope:
+    """What a recall of suspect lots would have to cover."""
+
+    suspect_lots: pd.DataFrame
+    finished_lots: pd.DataFrame
+    shipments: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        """Finished lots with where they went (one row per shipment, or per lot when unshipped)."""
+        return self.finished_lots.merge(self.shipments, on="lot", how="left")
+
+    def _repr_html_(self) -> str:
+        markets = sorted(self.shipments["market"].dropna().unique()) if len(self.shipments) else []
+        head = (
+            f"<b>Recall scope</b>: {len(self.suspect_lots)} suspect lot(s) reach {len(self.finished_lots)} "
+            f"finished lot(s), {len(self.shipments)} shipment(s) to {self.shipments['customer'].nunique() if len(self.shipments) else 0} "
+            f"customer(s) in {', '.join(markets) or 'no market'}"
+        )
+        return f"<p>{head}</p>" + self.to_frame().head(200).to_html(index=False, na_rep="")
+
+
+def recall_scope(
+    kg: KnowledgeGraph,
+    *,
+    lots: Sequence[str] = (),
+    supplier: str | None = None,
+    material: str | None = None,
+    received_from: str | None = None,
+    received_to: str | None = None,
+) -> RecallScope:
+    """Finished-goods lots reached by suspect lots, with quantities and shipments.
+
+    Suspect lots are ``lots`` (business ids or IRIs) plus, when ``supplier``
+    (the name as written in lots.csv) or ``material`` is given, every lot of
+    that supplier/material received in [received_from, received_to).
+    """
+    suspects = {kg.resolve(x) for x in lots}
+    if supplier is not None or material is not None:
+        conds = []
+        if supplier is not None:
+            conds.append(f"?lot pkg:supplier/rdfs:label {sparql_string(supplier)} .")
+        if material is not None:
+            conds.append(f"?lot pkg:material/dcterms:identifier {sparql_string(material)} .")
+        found = kg.query(
+            f"SELECT ?lot ?received WHERE {{ ?lot a pkg:MaterialLot . {' '.join(conds)} OPTIONAL {{ ?lot pkg:receivedDate ?received }} }}"
+        )
+        if received_from is not None or received_to is not None:
+            when = pd.to_datetime(found["received"], utc=True, errors="coerce")
+            mask = pd.Series(True, index=found.index)
+            if received_from is not None:
+                mask &= when >= _utc(received_from)
+            if received_to is not None:
+                mask &= when < _utc(received_to)
+            found = found[mask.fillna(False)]
+        suspects |= set(found["lot"])
+    empty_lots = pd.DataFrame(columns=["lot", "material", "quantity", "unit", "status", "via"])
+    empty_ship = pd.DataFrame(columns=["lot", "customer", "market", "shipped_quantity", "shipped_unit", "shipped"])
+    if not suspects:
+        return RecallScope(pd.DataFrame(columns=["lot", "material", "supplier", "received"]), empty_lots, empty_ship)
+    values = _values(sorted(suspects))
+    suspect_frame = kg.query(
+        f"""SELECT ?lot ?material ?supplier ?received WHERE {{ VALUES ?l {{ {values} }}
+  ?l dcterms:identifier ?lot . OPTIONAL {{ ?l pkg:material/dcterms:identifier ?material }}
+  OPTIONAL {{ ?l pkg:supplier/rdfs:label ?supplier }} OPTIONAL {{ ?l pkg:receivedDate ?received }} }} ORDER BY ?lot"""
+    )
+    finished = kg.query(
+        f"""SELECT ?lot ?material ?quantity ?unit ?status (GROUP_CONCAT(DISTINCT ?via; separator=" ") AS ?via_ids) WHERE {{
+  VALUES ?root {{ {values} }}
+  ?root {_DOWN_PATH} ?f .
+  ?f a pkg:MaterialLot ; pkg:material ?m ; dcterms:identifier ?lot . ?m pkg:materialKind pkg:DrugProduct ; dcterms:identifier ?material .
+  ?root dcterms:identifier ?via .
+  OPTIONAL {{ ?f pkg:quantity ?lot_q ; pkg:unit ?lot_u }}
+  OPTIONAL {{ ?pr a pkg:MaterialProduction ; pkg:lot ?f ; pkg:quantity ?made_q ; pkg:unit ?made_u }}
+  BIND(COALESCE(?lot_q, ?made_q) AS ?quantity) BIND(COALESCE(?lot_u, ?made_u) AS ?unit)
+  OPTIONAL {{ ?f pkg:lotStatus ?s . BIND(LCASE(STRAFTER(STR(?s), "#")) AS ?status) }}
+}} GROUP BY ?lot ?material ?quantity ?unit ?status ORDER BY ?lot"""
+    ).rename(columns={"via_ids": "via"})
+    shipments = kg.query(
+        f"""SELECT ?lot ?customer ?market ?shipped_quantity ?shipped_unit ?shipped WHERE {{
+  VALUES ?root {{ {values} }}
+  ?root {_DOWN_PATH} ?f .
+  ?f a pkg:MaterialLot ; dcterms:identifier ?lot . ?sh a pkg:Shipment ; pkg:lot ?f .
+  OPTIONAL {{ ?sh pkg:customer/rdfs:label ?customer }} OPTIONAL {{ ?sh pkg:market ?market }}
+  OPTIONAL {{ ?sh pkg:quantity ?shipped_quantity ; pkg:unit ?shipped_unit }} OPTIONAL {{ ?sh pkg:shippedDate ?shipped }}
+}} ORDER BY ?lot ?shipped"""
+    )
+    return RecallScope(suspect_frame, finished, shipments.drop_duplicates().reset_index(drop=True))
+
+
+def _utc(value: str | pd.Timestamp) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def batches_on(
+    kg: KnowledgeGraph,
+    equipment: str,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    by_class: bool = False,
+) -> pd.DataFrame:
+    """Batches that ran on a unit (or any unit of its equipment class), with the lots they produced.
+
+    ``equipment`` is an equipment id, or with ``by_class`` an equipment class
+    as written in equipment.csv. Units below the one named (its equipment and
+    control modules) count as the unit.
+    """
+    if by_class:
+        match = f"?e pkg:equipmentClass {sparql_string(equipment)} . ?u pkg:partOf* ?e ."
+    else:
+        match = f"?u pkg:partOf* <{kg.resolve(equipment)}> ."
+    frame = kg.query(
+        f"""SELECT ?batch ?equipment ?start ?end (GROUP_CONCAT(DISTINCT ?lot_id; separator=" ") AS ?produced) WHERE {{
+  {match}
+  ?b pkg:usedEquipment ?u ; dcterms:identifier ?batch . ?u dcterms:identifier ?equipment .
+  OPTIONAL {{ ?b pkg:startTime ?start }} OPTIONAL {{ ?b pkg:endTime ?end }}
+  OPTIONAL {{ ?b pkg:produced/dcterms:identifier ?lot_id }}
+}} GROUP BY ?batch ?equipment ?start ?end ORDER BY ?start ?batch"""
+    )
+    if start is not None:
+        frame = frame[frame["start"] >= _utc(start)]
+    if end is not None:
+        frame = frame[frame["start"] < _utc(end)]
+    return frame.reset_index(drop=True)

@@ -1,0 +1,164 @@
+"""Genealogy walks: known answers, a brute-force reference on random DAGs, cycles, recall, CLI contract."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pharmakg
+from pharmakg.trace import batches_on, recall_scope, trace
+
+from .conftest import MINI
+
+
+def test_upstream_and_downstream_on_every_backend(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    up = trace(kg, "L-TAB-001")
+    assert set(up.to_frame()["id"]) == {"L-TAB-001", "B-001", "L-API-1", "L-MCC-1"}
+    rows = up.to_frame().set_index("id")
+    assert rows.loc["B-001", "distance"] == 1 and rows.loc["L-API-1", "distance"] == 2
+    assert rows.loc["L-API-1", "supplier"] == "Supplier A"
+    assert rows.loc["L-API-1", "status"] == "released"
+    assert rows.loc["B-001", "equipment"] == ["DRY-1", "PRESS-1"]
+    assert rows.loc["B-001", "deviations"] == ["DEV-1"]
+    assert up.paths_to("L-MCC-1") == [["L-MCC-1", "B-001", "L-TAB-001"]]
+    down = trace(kg, "L-MCC-1", direction="down")
+    assert set(down.to_frame()["id"]) == {"L-MCC-1", "B-001", "B-002", "L-TAB-001"}
+    assert trace(kg, "B-001").to_frame()["id"].tolist()[0] == "B-001"
+
+
+def test_depth_and_stop_rules(tmp_path: Path) -> None:
+    from pharmakg.demo import build_demo
+
+    with pharmakg.open() as kg:
+        build_demo(kg, batches=30, seed=2, out_dir=tmp_path / "demo")
+        finished = kg.query(
+            "SELECT ?id WHERE { ?l a pkg:MaterialLot ; pkg:material/pkg:materialKind pkg:DrugProduct ; dcterms:identifier ?id } ORDER BY ?id LIMIT 1"
+        )["id"][0]
+        full = trace(kg, finished)
+        assert {"drug_product", "intermediate", "raw"} <= set(full.to_frame()["material_kind"].dropna())
+        shallow = trace(kg, finished, max_depth=2)
+        assert shallow.to_frame()["distance"].max() == 2
+        stopped = trace(kg, finished, stop_at=["intermediate"])
+        granulate = stopped.to_frame()
+        assert "intermediate" in set(granulate["material_kind"])
+        assert not (granulate["id"].str.startswith("GB-")).any()  # no granulation batch behind the granulate
+        dryers = batches_on(kg, "FluidBedDryer", by_class=True)
+        assert len(dryers) > 0 and dryers["batch"].str.startswith("GB-").all()
+
+
+def _write_bundle(folder: Path, batches: list[tuple[list[int], list[int]]], n_lots: int) -> None:
+    folder.mkdir()
+    rows = {
+        "materials.csv": [["id", "name", "kind"], ["M", "Stuff", "raw"]],
+        "lots.csv": [["id", "material_id"], *[[f"L{i}", "M"] for i in range(n_lots)]],
+        "batches.csv": [["id", "product_id"], *[[f"B{j}", "M"] for j in range(len(batches))]],
+        "consumption.csv": [["batch_id", "lot_id", "step_id", "quantity", "unit"]],
+        "production.csv": [["batch_id", "lot_id", "quantity", "unit"]],
+    }
+    for j, (ins, outs) in enumerate(batches):
+        rows["consumption.csv"] += [[f"B{j}", f"L{i}", "", "", ""] for i in ins]
+        rows["production.csv"] += [[f"B{j}", f"L{i}", "", ""] for i in outs]
+    for name, table in rows.items():
+        with (folder / name).open("w", newline="") as f:
+            csv.writer(f).writerows(table)
+
+
+@st.composite
+def genealogies(draw: st.DrawFn) -> tuple[int, list[tuple[list[int], list[int]]]]:
+    """A random DAG: batches consume earlier lots and produce new ones."""
+    n_raw = draw(st.integers(1, 5))
+    lots = n_raw
+    batches = []
+    for _ in range(draw(st.integers(1, 7))):
+        ins = draw(st.lists(st.integers(0, lots - 1), min_size=1, max_size=3, unique=True))
+        n_out = draw(st.integers(1, 2))
+        batches.append((ins, list(range(lots, lots + n_out))))
+        lots += n_out
+    return lots, batches
+
+
+def _reference(batches: list[tuple[list[int], list[int]]], start: str, direction: str) -> set[str]:
+    edges: list[tuple[str, str]] = []
+    for j, (ins, outs) in enumerate(batches):
+        edges += [(f"L{i}", f"B{j}") for i in ins] + [(f"B{j}", f"L{o}") for o in outs]
+    if direction == "up":
+        edges = [(b, a) for a, b in edges]
+    seen, todo = {start}, [start]
+    while todo:
+        n = todo.pop()
+        for a, b in edges:
+            if a == n and b not in seen:
+                seen.add(b)
+                todo.append(b)
+    return seen
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(genealogies(), st.data())
+def test_walks_equal_a_brute_force_reference(tmp_path_factory, case, data) -> None:
+    n_lots, batches = case
+    folder = tmp_path_factory.mktemp("g") / "bundle"
+    _write_bundle(folder, batches, n_lots)
+    with pharmakg.open() as kg:
+        kg.load(folder, reason="property test")
+        start = f"L{data.draw(st.integers(0, n_lots - 1))}"
+        for direction in ("up", "down"):
+            got = set(trace(kg, start, direction=direction, details=False).to_frame()["id"])
+            assert got == _reference(batches, start, direction), (direction, start, batches)
+
+
+def test_cycle_terminates_with_a_warning(tmp_path: Path) -> None:
+    folder = tmp_path / "cycle"
+    _write_bundle(folder, [([0], [1]), ([1], [0])], 2)  # L0 -> B0 -> L1 -> B1 -> L0
+    with pharmakg.open() as kg:
+        kg.load(folder, reason="bad data")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            g = trace(kg, "L0")
+        assert any("cycle" in str(w.message) for w in caught)
+        assert set(g.to_frame()["id"]) == {"L0", "L1", "B0", "B1"}
+
+
+def test_recall_scope_by_supplier_and_lot(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    scope = recall_scope(kg, supplier='Supplier "B"', received_from="2025-01-01", received_to="2025-02-01")
+    assert scope.suspect_lots["lot"].tolist() == ["L-MCC-1"]
+    assert scope.finished_lots["lot"].tolist() == ["L-TAB-001"]
+    assert scope.finished_lots["quantity"].tolist() == [170.0]
+    assert scope.shipments[["customer", "market"]].values.tolist() == [["Pharmacy Wholesale Ltd", "DE"]]
+    none = recall_scope(kg, supplier='Supplier "B"', received_from="2026-01-01")
+    assert none.finished_lots.empty
+    assert recall_scope(kg, lots=["L-API-1"]).finished_lots["lot"].tolist() == ["L-TAB-001"]
+
+
+def test_cli_trace_output_contract(tmp_path: Path) -> None:
+    from .test_cli import run
+
+    assert run("load", str(MINI), cwd=tmp_path).returncode == 0
+    r = run("trace", "L-TAB-001", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert {"id", "kind", "distance"} <= set(rows[0])
+    assert {(x["id"], x["kind"], x["distance"]) for x in rows} >= {("L-TAB-001", "lot", 0), ("B-001", "batch", 1)}
+    r = run("trace", "L-MCC-1", "--down", "--format", "csv", cwd=tmp_path)
+    assert r.stdout.splitlines()[0].startswith("id,kind,distance")
+    r = run("trace", "L-TAB-001", "--format", "dot", cwd=tmp_path)
+    assert r.stdout.startswith("digraph") and '"L-MCC-1" -> "B-001"' in r.stdout
+    r = run("recall", "--supplier", "Supplier A", "--format", "json", cwd=tmp_path)
+    assert json.loads(r.stdout)[0]["lot"] == "L-TAB-001"
+    r = run("trace", "NOPE", cwd=tmp_path)
+    assert r.returncode != 0 and "no node with business id 'NOPE'" in r.stderr
+
+
+@pytest.mark.parametrize("ref", ["L-TAB-001", "https://example.org/pharmakg/lot/L-TAB-001"])
+def test_business_id_or_iri(ref: str) -> None:
+    with pharmakg.open() as kg:
+        kg.load(MINI, reason="test")
+        assert trace(kg, ref).root == "https://example.org/pharmakg/lot/L-TAB-001"
