@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pyoxigraph as ox
 
 import pharmakg
 from pharmakg.kg import PREFIXES
@@ -73,8 +72,8 @@ def main() -> None:
         ("upstream", up_lots, "up", _UP_PATH, _UP_EDGES),
         ("downstream", down_lots, "down", _DOWN_PATH, _DOWN_EDGES),
     ):
-        api = [timed(lambda lot=lot: trace(kg, lot, direction=direction)) for lot in sample]
-        rawq = [timed(lambda lot=lot: raw_query(lot, path, edges)) for lot in sample]
+        api = [timed(lambda lot=lot, d=direction: trace(kg, lot, direction=d)) for lot in sample]
+        rawq = [timed(lambda lot=lot, p=path, e=edges: raw_query(lot, p, e)) for lot in sample]
         sizes = [len(trace(kg, lot, direction=direction, details=False)) for lot in sample[:50]]
         print(
             f"{label:>10}: API p50 {pct(api, 50):6.2f} ms  p95 {pct(api, 95):6.2f} ms | raw path query "
@@ -114,8 +113,6 @@ def main() -> None:
             f"rdflib upstream p50 {pct(rd, 50):.1f} ms vs API p50 {pct(api, 50):.2f} ms: speed-up {pct(rd, 50) / pct(api, 50):.0f}x"
         )
     kg.close()
-    del raw_store
-    _ = ox
 
 
 if __name__ == "__main__":
