@@ -109,6 +109,20 @@ class KnowledgeGraph:
 
         return json_to_frame(raw.body)
 
+    def rows(self, sparql: str) -> list[dict[str, str]]:
+        """Run a SELECT; each solution as a dict of plain strings (IRIs and lexical forms).
+
+        The light path for code that post-processes a few hundred rows itself:
+        no DataFrame and no typing, which costs more than the query on small results.
+        """
+        import json
+
+        raw = self._run(sparql)
+        if raw.kind != "json":
+            raise QueryError("rows() takes SELECT queries", query=sparql)
+        bindings = json.loads(raw.body)["results"]["bindings"]
+        return [{k: v["value"] for k, v in b.items()} for b in bindings]
+
     def ask(self, sparql: str) -> bool:
         """Run an ASK query."""
         raw = self._run(sparql)

@@ -154,10 +154,10 @@ def trace(
     """
     root = kg.resolve(ref)
     path, edges = (_UP_PATH, _UP_EDGES) if direction == "up" else (_DOWN_PATH, _DOWN_EDGES)
-    frame = kg.query(f"SELECT DISTINCT ?src ?dst ?rel WHERE {{ <{root}> {path} ?x . {edges} }}")
+    edge_rows = kg.rows(f"SELECT DISTINCT ?src ?dst ?rel WHERE {{ <{root}> {path} ?x . {edges} }}")
     graph = nx.DiGraph()
     graph.add_node(root)
-    graph.add_edges_from(zip(frame["src"], frame["dst"], [{"rel": r} for r in frame["rel"]], strict=True))
+    graph.add_edges_from((r["src"], r["dst"], {"rel": r["rel"]}) for r in edge_rows)
     if not nx.is_directed_acyclic_graph(graph):
         cycle = [str(n) for n, _ in nx.find_cycle(graph)]
         warnings.warn(
@@ -238,12 +238,24 @@ def _values(nodes: Iterable[str]) -> str:
 
 
 def _annotate(kg: KnowledgeGraph, graph: nx.DiGraph, *, details: bool) -> None:
-    """Kind, id, label, material, supplier, status and start of every node (one query)."""
+    """Kind, id, label, material, supplier, status, start (and equipment, deviations) of every node, in one query."""
     nodes = list(graph.nodes)
     if not nodes:
         return
-    frame = kg.query(
-        f"""SELECT ?n ?type ?id ?label ?material ?mkind ?supplier ?lstatus ?bstatus ?start WHERE {{
+    sep = 'separator="\\u001F"'  # a control character no business id holds
+    extra_vars = (
+        f"(GROUP_CONCAT(DISTINCT ?eq; {sep}) AS ?equipment) (GROUP_CONCAT(DISTINCT ?dev; {sep}) AS ?deviations)"
+        if details
+        else ""
+    )
+    extra = (
+        "OPTIONAL { ?n pkg:usedEquipment/dcterms:identifier ?eq } "
+        "OPTIONAL { ?dv pkg:batch ?n ; a pkg:Deviation ; dcterms:identifier ?dev }"
+        if details
+        else ""
+    )
+    rows = kg.rows(
+        f"""SELECT ?n ?type ?id ?label ?material ?mkind ?supplier ?lstatus ?bstatus ?start {extra_vars} WHERE {{
   VALUES ?n {{ {_values(nodes)} }}
   ?n a ?type . FILTER(?type IN (pkg:MaterialLot, pkg:Batch))
   OPTIONAL {{ ?n dcterms:identifier ?id }}
@@ -254,43 +266,29 @@ def _annotate(kg: KnowledgeGraph, graph: nx.DiGraph, *, details: bool) -> None:
   OPTIONAL {{ ?n pkg:lotStatus ?lstatus }}
   OPTIONAL {{ ?n pkg:status ?bstatus }}
   OPTIONAL {{ ?n pkg:startTime ?start }}
-}}"""
+  {extra}
+}} GROUP BY ?n ?type ?id ?label ?material ?mkind ?supplier ?lstatus ?bstatus ?start"""
     )
-    for row in frame.itertuples(index=False):
-        kind = "batch" if str(row.type).endswith("#Batch") else "lot"
-        status = row.lstatus if isinstance(row.lstatus, str) else row.bstatus
-        graph.nodes[row.n].update(
+    for row in rows:
+        kind = "batch" if row["type"].endswith("#Batch") else "lot"
+        status = row.get("lstatus") or row.get("bstatus")
+        data = graph.nodes[row["n"]]
+        data.update(
             kind=kind,
-            id=row.id,
-            label=row.label if isinstance(row.label, str) else None,
-            material=row.material if isinstance(row.material, str) else None,
-            material_kind=_KIND_NAMES.get(str(row.mkind).rsplit("#", 1)[-1]) if isinstance(row.mkind, str) else None,
-            supplier=row.supplier if isinstance(row.supplier, str) else None,
-            status=str(status).rsplit("#", 1)[-1].lower() if isinstance(status, str) else None,
-            start=row.start if kind == "batch" and isinstance(row.start, pd.Timestamp) else None,
+            id=row.get("id"),
+            label=row.get("label"),
+            material=row.get("material"),
+            material_kind=_KIND_NAMES.get(row["mkind"].rsplit("#", 1)[-1]) if "mkind" in row else None,
+            supplier=row.get("supplier"),
+            status=status.rsplit("#", 1)[-1].lower() if status else None,
+            start=_utc(row["start"]) if kind == "batch" and "start" in row else None,
         )
+        if details and kind == "batch":
+            data["equipment"] = sorted(row["equipment"].split("\x1f")) if row.get("equipment") else []
+            data["deviations"] = sorted(row["deviations"].split("\x1f")) if row.get("deviations") else []
     for n, data in graph.nodes(data=True):
         data.setdefault("kind", "other")
         data.setdefault("id", n.rsplit("/", 1)[-1])
-    if details:
-        batches = [n for n, d in graph.nodes(data=True) if d["kind"] == "batch"]
-        if batches:
-            _batch_details(kg, graph, batches)
-
-
-def _batch_details(kg: KnowledgeGraph, graph: nx.DiGraph, batches: Sequence[str]) -> None:
-    eq = kg.query(
-        f"SELECT ?b ?e WHERE {{ VALUES ?b {{ {_values(batches)} }} ?b pkg:usedEquipment/dcterms:identifier ?e }}"
-    )
-    dev = kg.query(
-        f"SELECT ?b ?d WHERE {{ VALUES ?b {{ {_values(batches)} }} ?dv pkg:batch ?b ; a pkg:Deviation ; dcterms:identifier ?d }}"
-    )
-    for col, frame, value in (("equipment", eq, "e"), ("deviations", dev, "d")):
-        grouped: dict[str, list[str]] = {}
-        for b, v in zip(frame["b"], frame[value], strict=True):
-            grouped.setdefault(b, []).append(v)
-        for b in batches:
-            graph.nodes[b][col] = sorted(set(grouped.get(b, [])))
 
 
 @dataclass(frozen=True)
