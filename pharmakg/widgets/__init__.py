@@ -1,0 +1,10 @@
+"""Notebook widgets: thin views over the Python API (layer L6).
+
+Imported on demand (``from pharmakg.widgets import TraceExplorer``), never by
+``import pharmakg``. The JavaScript ships inside the package (anywidget ESM);
+nothing is fetched at run time.
+"""
+
+from .trace import TraceExplorer
+
+__all__ = ["TraceExplorer"]

@@ -1,0 +1,63 @@
+"""Widget state without a browser: the view state is what the API returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+import pharmakg
+from pharmakg.trace import trace
+from pharmakg.widgets import TraceExplorer
+from pharmakg.widgets.trace import layout
+
+from .conftest import MINI
+
+
+def test_trace_explorer_state_follows_the_api(tmp_path: Path) -> None:
+    with pharmakg.open() as kg:
+        kg.load(MINI, reason="test")
+        w = TraceExplorer(kg, "L-TAB-001")
+        genealogy = trace(kg, "L-TAB-001")
+        assert len(w.nodes) == len(genealogy) == 4
+        assert len(w.edges) == genealogy.graph.number_of_edges() == 3
+        xs = {n["id"]: n["x"] for n in w.nodes}
+        assert xs["L-API-1"] < xs["B-001"] < xs["L-TAB-001"]  # raw materials left, finished goods right
+        assert w.details["id"] == "L-TAB-001"  # the start is selected
+        batch = next(n for n in w.nodes if n["id"] == "B-001")
+        assert "deviation DEV-1" in batch["flag"]
+        w.selected = batch["iri"]
+        assert w.details["kind"] == "batch" and w.details["equipment"] == ["DRY-1", "PRESS-1"]
+        w.direction = "down"
+        w.centre("L-MCC-1")
+        assert {n["id"] for n in w.nodes} == {"L-MCC-1", "B-001", "B-002", "L-TAB-001"}
+        out = w.export_csv(tmp_path / "g.csv")
+        assert set(pd.read_csv(out)["id"]) == {"L-MCC-1", "B-001", "B-002", "L-TAB-001"}
+        assert {r["id"] for r in w.table} == {"L-MCC-1", "B-001", "B-002", "L-TAB-001"}
+        w.typed = "L-M"
+        assert w.suggestions == ["L-MCC-1", "L-MCC-2"]
+        w.centre("NOPE")
+        assert "NOPE" in w.error and w.nodes == []
+
+
+def test_layout_levels_follow_material_flow() -> None:
+    with pharmakg.open() as kg:
+        kg.load(MINI, reason="test")
+        nodes, edges = layout(trace(kg, "L-MCC-1", direction="down"))
+        x = {n["id"]: n["x"] for n in nodes}
+        assert x["L-MCC-1"] == 0 and x["L-TAB-001"] == 2
+        for a, b in edges:
+            assert nodes[a]["x"] < nodes[b]["x"]
+
+
+def test_widgets_are_not_imported_by_pharmakg() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, pharmakg; print('anywidget' in sys.modules, 'ipywidgets' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["False", "False"]
