@@ -33,21 +33,21 @@ def layout(genealogy: Genealogy) -> tuple[list[dict[str, Any]], list[list[int]]]
     frame["y"] = frame.groupby("x").cumcount()
     nodes: list[dict[str, Any]] = []
     index: dict[str, int] = {}
-    for row in frame.itertuples(index=False):
+    for row in frame.to_dict(orient="records"):
         flags = []
-        if isinstance(row.deviations, list) and row.deviations:
-            flags.append("deviation " + ", ".join(row.deviations))
-        if row.status in ("rejected", "quarantine"):
-            flags.append(str(row.status))
-        index[row.iri] = len(nodes)
+        if isinstance(row["deviations"], list) and row["deviations"]:
+            flags.append("deviation " + ", ".join(row["deviations"]))
+        if row["status"] in ("rejected", "quarantine"):
+            flags.append(str(row["status"]))
+        index[str(row["iri"])] = len(nodes)
         nodes.append(
             {
-                "iri": row.iri,
-                "id": row.id,
-                "kind": row.kind,
-                "material_kind": row.material_kind,
-                "x": int(row.x),
-                "y": int(row.y),
+                "iri": row["iri"],
+                "id": row["id"],
+                "kind": row["kind"],
+                "material_kind": row["material_kind"],
+                "x": int(row["x"]),
+                "y": int(row["y"]),
                 "flag": "; ".join(flags),
             }
         )
@@ -65,7 +65,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class TraceExplorer(anywidget.AnyWidget):  # type: ignore[misc]
+class TraceExplorer(anywidget.AnyWidget):
     """Genealogy explorer for a KnowledgeGraph: ``TraceExplorer(kg, "TL-00010")``."""
 
     _esm = Path(__file__).parent / "static" / "trace.js"
@@ -74,12 +74,12 @@ class TraceExplorer(anywidget.AnyWidget):  # type: ignore[misc]
     typed = traitlets.Unicode("").tag(sync=True)
     direction = traitlets.Unicode("up").tag(sync=True)
     depth = traitlets.Int(0).tag(sync=True)
-    nodes = traitlets.List().tag(sync=True)
-    edges = traitlets.List().tag(sync=True)
+    nodes: traitlets.List[Any] = traitlets.List().tag(sync=True)
+    edges: traitlets.List[Any] = traitlets.List().tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)
     details = traitlets.Dict().tag(sync=True)
-    suggestions = traitlets.List().tag(sync=True)
-    table = traitlets.List().tag(sync=True)
+    suggestions: traitlets.List[Any] = traitlets.List().tag(sync=True)
+    table: traitlets.List[Any] = traitlets.List().tag(sync=True)
     columns = traitlets.List(_EXPORT_COLUMNS).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
 
