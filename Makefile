@@ -21,7 +21,7 @@ demo: $(STAMP)
 	test -e $(DEMO_STORE)/pharmakg-store.json || $(BIN)/pharmakg --store $(DEMO_STORE) demo --batches $(DEMO_BATCHES) --seed 1 --reason "demo plant for the lab"
 
 lab: demo
-	PHARMAKG_STORE=$(abspath $(DEMO_STORE)) $(BIN)/jupyter lab --notebook-dir=notebooks
+	PHARMAKG_STORE=$(abspath $(DEMO_STORE)) $(BIN)/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pharmakg tests benchmarks

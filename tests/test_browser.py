@@ -1,0 +1,130 @@
+"""End to end in a real browser: JupyterLab + Debian's chromium, driven by Playwright.
+
+This is the harness every widget is tested with: start JupyterLab on a copy of
+the notebooks, open one, run all cells from the menu, then look at and click
+what the widget drew. Skips with a reason where chromium or Playwright is
+absent; .ci/run installs chromium so CI always runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pharmakg.testing import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ARTIFACTS = Path(__file__).resolve().parents[1] / ".pytest-artifacts"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A JupyterLab on a scratch copy of notebooks/ (runs must not touch the checked-in files)."""
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(NOTEBOOKS, root / "notebooks")
+    port, token = free_port(), "pharmakg-browser-test"
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / "config"), "JUPYTER_RUNTIME_DIR": str(root / "runtime")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--ServerApp.port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root / 'notebooks'}",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/api/status", params={"token": token}, timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"JupyterLab did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+        time.sleep(0.3)
+    try:
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str]) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    base, token = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{base}/lab/tree/02_traceability.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            select = page.get_by_role("button", name="Select", exact=True)
+            try:  # JupyterLab may ask which kernel to start
+                select.wait_for(timeout=10_000)
+                select.click()
+            except sync_api.TimeoutError:
+                pass
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            nodes = page.locator(".pharmakg-trace g.pkg-node")
+            nodes.first.wait_for(timeout=180_000)
+            page.wait_for_function(
+                "document.querySelectorAll('.pharmakg-trace g.pkg-node').length >= 13", timeout=60_000
+            )
+            assert nodes.count() == 13  # TL-00042 of the seed-1 demo plant: 2 batches, 11 lots
+            page.locator(".pharmakg-trace g.pkg-node[data-id='TB-00042']").scroll_into_view_if_needed()
+            page.locator(".pharmakg-trace g.pkg-node[data-id='TB-00042']").click()
+            details = page.locator(".pharmakg-trace .pkg-details")
+            page.wait_for_function(
+                "document.querySelector('.pharmakg-trace .pkg-details').textContent.includes('TB-00042')",
+                timeout=30_000,
+            )
+            assert "kind: batch" in details.inner_text()
+            page.locator(".pharmakg-trace").screenshot(path=str(ARTIFACTS / "trace_explorer.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "trace_explorer_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
