@@ -31,7 +31,16 @@ from .store.base import sparql_string
 if TYPE_CHECKING:
     from .kg import KnowledgeGraph
 
-__all__ = ["Genealogy", "RecallScope", "batches_on", "recall_scope", "trace", "trace_downstream", "trace_upstream"]
+__all__ = [
+    "Genealogy",
+    "RecallScope",
+    "batches_on",
+    "mass_balance",
+    "recall_scope",
+    "trace",
+    "trace_downstream",
+    "trace_upstream",
+]
 
 Direction = Literal["up", "down"]
 
@@ -417,3 +426,75 @@ def batches_on(
     if end is not None:
         frame = frame[frame["start"] < _utc(end)]
     return frame.reset_index(drop=True)
+
+
+def mass_balance(
+    kg: KnowledgeGraph,
+    batches: Sequence[str] = (),
+    *,
+    min_yield: float = 0.90,
+    max_yield: float = 1.02,
+) -> pd.DataFrame:
+    """Inputs vs outputs per batch, and whether the reconciliation closes.
+
+    Quantities are summed per unit as stored (kg for mass, L for volume, 1 for
+    counts). ``yield`` is output / input when both are in the same unit;
+    a batch ``closes`` when its yield lies in [min_yield, max_yield].
+    Batches whose inputs or outputs lack quantities, or are in different
+    units (tablets out, kilograms in), get ``closes`` = None and a ``note``
+    rather than a guess. ``batches`` limits the check (business ids or IRIs).
+    """
+    only = f"VALUES ?b {{ {_values(kg.resolve(b) for b in batches)} }}" if batches else ""
+    inputs = kg.rows(
+        f"SELECT ?b ?unit (SUM(?q) AS ?qty) (COUNT(?c) AS ?n) WHERE {{ {only} ?c a pkg:MaterialConsumption ; pkg:batch ?b . "
+        "OPTIONAL { ?c pkg:quantity ?q ; pkg:unit ?unit } } GROUP BY ?b ?unit"
+    )
+    outputs = kg.rows(
+        f"SELECT ?b ?unit (SUM(?q) AS ?qty) (COUNT(?p) AS ?n) WHERE {{ {only} ?p a pkg:MaterialProduction ; pkg:batch ?b . "
+        "OPTIONAL { ?p pkg:quantity ?q ; pkg:unit ?unit } } GROUP BY ?b ?unit"
+    )
+    ids = {
+        r["b"]: r["id"] for r in kg.rows(f"SELECT ?b ?id WHERE {{ {only} ?b a pkg:Batch ; dcterms:identifier ?id }}")
+    }
+    per: dict[str, dict[str, object]] = {
+        b: {"batch": i, "inputs": {}, "outputs": {}, "missing": False} for b, i in ids.items()
+    }
+    for side, rows in (("inputs", inputs), ("outputs", outputs)):
+        for r in rows:
+            entry = per.setdefault(
+                r["b"], {"batch": r["b"].rsplit("/", 1)[-1], "inputs": {}, "outputs": {}, "missing": False}
+            )
+            if "unit" not in r:
+                entry["missing"] = True
+                continue
+            entry[side][r["unit"]] = float(r.get("qty", 0.0))  # type: ignore[index]
+    records = []
+    for entry in per.values():
+        ins: dict[str, float] = entry["inputs"]  # type: ignore[assignment]
+        outs: dict[str, float] = entry["outputs"]  # type: ignore[assignment]
+        common = set(ins) & set(outs)
+        note = ""
+        yld = None
+        closes: bool | None = None
+        if not ins or not outs:
+            note = "no quantities recorded on one side"
+        elif len(common) == 1 and len(ins) == 1 and len(outs) == 1:
+            unit = common.pop()
+            yld = outs[unit] / ins[unit] if ins[unit] else None
+            closes = None if yld is None else bool(min_yield <= yld <= max_yield)
+            if entry["missing"]:
+                note = "some rows have no quantity"
+        else:
+            note = f"inputs in {', '.join(sorted(ins))}, outputs in {', '.join(sorted(outs))}: not comparable"
+        records.append(
+            {
+                "batch": entry["batch"],
+                "inputs": "; ".join(f"{v:g} {u}" for u, v in sorted(ins.items())),
+                "outputs": "; ".join(f"{v:g} {u}" for u, v in sorted(outs.items())),
+                "yield": yld,
+                "closes": closes,
+                "note": note,
+            }
+        )
+    frame = pd.DataFrame(records, columns=["batch", "inputs", "outputs", "yield", "closes", "note"])
+    return frame.sort_values("batch").reset_index(drop=True)

@@ -162,3 +162,23 @@ def test_business_id_or_iri(ref: str) -> None:
     with pharmakg.open() as kg:
         kg.load(MINI, reason="test")
         assert trace(kg, ref).root == "https://example.org/pharmakg/lot/L-TAB-001"
+
+
+def test_mass_balance_flags_batches_that_do_not_close(bundle: Path) -> None:
+    from pharmakg.trace import mass_balance
+
+    text = (bundle / "production.csv").read_text().replace("B-001,L-TAB-001,170,kg", "B-001,L-TAB-001,300,kg")
+    (bundle / "production.csv").write_text(text)
+    with pharmakg.open() as kg:
+        kg.load(MINI, reason="test")
+        ok = mass_balance(kg).set_index("batch")
+        assert ok.loc["B-001", "closes"] and ok.loc["B-001", "yield"] == pytest.approx(1.0)
+        assert ok.loc["B-002", "closes"] is None and "no quantities" in ok.loc["B-002", "note"]
+    with pharmakg.open() as kg:
+        kg.load(bundle, reason="test")
+        bad = mass_balance(kg, ["B-001"]).set_index("batch")
+        assert (
+            bad.loc["B-001", "closes"] is not None
+            and not bad.loc["B-001", "closes"]
+            and bad.loc["B-001", "yield"] == pytest.approx(300 / 170)
+        )
