@@ -366,23 +366,36 @@ def recall_scope(
   ?l dcterms:identifier ?lot . OPTIONAL {{ ?l pkg:material/dcterms:identifier ?material }}
   OPTIONAL {{ ?l pkg:supplier/rdfs:label ?supplier }} OPTIONAL {{ ?l pkg:receivedDate ?received }} }} ORDER BY ?lot"""
     )
+    # 1. which drug-product lots each suspect lot reaches (one property-path query)
+    reach = kg.rows(
+        f"""SELECT DISTINCT ?root ?f WHERE {{ VALUES ?root {{ {values} }} ?root {_DOWN_PATH} ?f .
+  ?f a pkg:MaterialLot ; pkg:material/pkg:materialKind pkg:DrugProduct }}"""
+    )
+    if not reach:
+        return RecallScope(suspect_frame, empty_lots, empty_ship)
+    names = {
+        r["l"]: r["id"]
+        for r in kg.rows(f"SELECT ?l ?id WHERE {{ VALUES ?l {{ {values} }} ?l dcterms:identifier ?id }}")
+    }
+    via: dict[str, set[str]] = {}
+    for r in reach:
+        via.setdefault(r["f"], set()).add(names.get(r["root"], r["root"]))
+    found_values = _values(sorted(via))
+    # 2. what they are, 3. where they went (VALUES over the lots found)
     finished = kg.query(
-        f"""SELECT ?lot ?material ?quantity ?unit ?status (GROUP_CONCAT(DISTINCT ?via; separator=" ") AS ?via_ids) WHERE {{
-  VALUES ?root {{ {values} }}
-  ?root {_DOWN_PATH} ?f .
-  ?f a pkg:MaterialLot ; pkg:material ?m ; dcterms:identifier ?lot . ?m pkg:materialKind pkg:DrugProduct ; dcterms:identifier ?material .
-  ?root dcterms:identifier ?via .
+        f"""SELECT ?f ?lot ?material ?quantity ?unit ?status WHERE {{ VALUES ?f {{ {found_values} }}
+  ?f dcterms:identifier ?lot ; pkg:material/dcterms:identifier ?material .
   OPTIONAL {{ ?f pkg:quantity ?lot_q ; pkg:unit ?lot_u }}
   OPTIONAL {{ ?pr a pkg:MaterialProduction ; pkg:lot ?f ; pkg:quantity ?made_q ; pkg:unit ?made_u }}
   BIND(COALESCE(?lot_q, ?made_q) AS ?quantity) BIND(COALESCE(?lot_u, ?made_u) AS ?unit)
   OPTIONAL {{ ?f pkg:lotStatus ?s . BIND(LCASE(STRAFTER(STR(?s), "#")) AS ?status) }}
-}} GROUP BY ?lot ?material ?quantity ?unit ?status ORDER BY ?lot"""
-    ).rename(columns={"via_ids": "via"})
+}} ORDER BY ?lot"""
+    )
+    finished["via"] = finished["f"].map(lambda f: " ".join(sorted(via.get(f, ()))))
+    finished = finished.drop(columns="f").drop_duplicates("lot").reset_index(drop=True)
     shipments = kg.query(
-        f"""SELECT ?lot ?customer ?market ?shipped_quantity ?shipped_unit ?shipped WHERE {{
-  VALUES ?root {{ {values} }}
-  ?root {_DOWN_PATH} ?f .
-  ?f a pkg:MaterialLot ; dcterms:identifier ?lot . ?sh a pkg:Shipment ; pkg:lot ?f .
+        f"""SELECT ?lot ?customer ?market ?shipped_quantity ?shipped_unit ?shipped WHERE {{ VALUES ?f {{ {found_values} }}
+  ?f dcterms:identifier ?lot . ?sh a pkg:Shipment ; pkg:lot ?f .
   OPTIONAL {{ ?sh pkg:customer/rdfs:label ?customer }} OPTIONAL {{ ?sh pkg:market ?market }}
   OPTIONAL {{ ?sh pkg:quantity ?shipped_quantity ; pkg:unit ?shipped_unit }} OPTIONAL {{ ?sh pkg:shippedDate ?shipped }}
 }} ORDER BY ?lot ?shipped"""
