@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=2000)
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--rdflib", action="store_true", help="also time an rdflib in-memory property path (slow)")
+    ap.add_argument("--remote", action="store_true", help="also time the API against oxigraph serve on the same data")
     args = ap.parse_args()
     if args.store is None:
         from pharmakg.demo import build_demo
@@ -113,6 +114,17 @@ def main() -> None:
             f"rdflib upstream p50 {pct(rd, 50):.1f} ms vs API p50 {pct(api, 50):.2f} ms: speed-up {pct(rd, 50) / pct(api, 50):.0f}x"
         )
     kg.close()
+    if args.remote:
+        import os
+
+        from pharmakg.testing import oxigraph_server
+
+        live = Path(args.store) / os.readlink(Path(args.store) / "current")
+        with oxigraph_server(live) as url:
+            remote = pharmakg.connect(url + "/query")
+            for label, sample, direction in (("upstream", up_lots, "up"), ("downstream", down_lots, "down")):
+                times = [timed(lambda lot=lot, d=direction: trace(remote, lot, direction=d)) for lot in sample]
+                print(f"{label:>10} via oxigraph serve: API p50 {pct(times, 50):6.2f} ms  p95 {pct(times, 95):6.2f} ms")
 
 
 if __name__ == "__main__":
