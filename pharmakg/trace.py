@@ -247,24 +247,14 @@ def _values(nodes: Iterable[str]) -> str:
 
 
 def _annotate(kg: KnowledgeGraph, graph: nx.DiGraph, *, details: bool) -> None:
-    """Kind, id, label, material, supplier, status, start (and equipment, deviations) of every node, in one query."""
+    """Kind, id, label, material, supplier, status and start of every node (one query),
+    then the equipment and deviations of the batches (two small ones: cheaper than
+    one grouped query over their cross product)."""
     nodes = list(graph.nodes)
     if not nodes:
         return
-    sep = 'separator="\\u001F"'  # a control character no business id holds
-    extra_vars = (
-        f"(GROUP_CONCAT(DISTINCT ?eq; {sep}) AS ?equipment) (GROUP_CONCAT(DISTINCT ?dev; {sep}) AS ?deviations)"
-        if details
-        else ""
-    )
-    extra = (
-        "OPTIONAL { ?n pkg:usedEquipment/dcterms:identifier ?eq } "
-        "OPTIONAL { ?dv pkg:batch ?n ; a pkg:Deviation ; dcterms:identifier ?dev }"
-        if details
-        else ""
-    )
     rows = kg.rows(
-        f"""SELECT ?n ?type ?id ?label ?material ?mkind ?supplier ?lstatus ?bstatus ?start {extra_vars} WHERE {{
+        f"""SELECT ?n ?type ?id ?label ?material ?mkind ?supplier ?lstatus ?bstatus ?start WHERE {{
   VALUES ?n {{ {_values(nodes)} }}
   ?n a ?type . FILTER(?type IN (pkg:MaterialLot, pkg:Batch))
   OPTIONAL {{ ?n dcterms:identifier ?id }}
@@ -275,14 +265,12 @@ def _annotate(kg: KnowledgeGraph, graph: nx.DiGraph, *, details: bool) -> None:
   OPTIONAL {{ ?n pkg:lotStatus ?lstatus }}
   OPTIONAL {{ ?n pkg:status ?bstatus }}
   OPTIONAL {{ ?n pkg:startTime ?start }}
-  {extra}
-}} GROUP BY ?n ?type ?id ?label ?material ?mkind ?supplier ?lstatus ?bstatus ?start"""
+}}"""
     )
     for row in rows:
         kind = "batch" if row["type"].endswith("#Batch") else "lot"
         status = row.get("lstatus") or row.get("bstatus")
-        data = graph.nodes[row["n"]]
-        data.update(
+        graph.nodes[row["n"]].update(
             kind=kind,
             id=row.get("id"),
             label=row.get("label"),
@@ -292,12 +280,28 @@ def _annotate(kg: KnowledgeGraph, graph: nx.DiGraph, *, details: bool) -> None:
             status=status.rsplit("#", 1)[-1].lower() if status else None,
             start=_utc(row["start"]) if kind == "batch" and "start" in row else None,
         )
-        if details and kind == "batch":
-            data["equipment"] = sorted(row["equipment"].split("\x1f")) if row.get("equipment") else []
-            data["deviations"] = sorted(row["deviations"].split("\x1f")) if row.get("deviations") else []
     for n, data in graph.nodes(data=True):
         data.setdefault("kind", "other")
         data.setdefault("id", n.rsplit("/", 1)[-1])
+    batches = [n for n, d in graph.nodes(data=True) if d["kind"] == "batch"]
+    if details and batches:
+        values = _values(batches)
+        found: dict[tuple[str, str], set[str]] = {}
+        for col, q in (
+            (
+                "equipment",
+                f"SELECT ?b ?v WHERE {{ VALUES ?b {{ {values} }} ?b pkg:usedEquipment/dcterms:identifier ?v }}",
+            ),
+            (
+                "deviations",
+                f"SELECT ?b ?v WHERE {{ VALUES ?b {{ {values} }} ?d a pkg:Deviation ; pkg:batch ?b ; dcterms:identifier ?v }}",
+            ),
+        ):
+            for r in kg.rows(q):
+                found.setdefault((r["b"], col), set()).add(r["v"])
+        for b in batches:
+            graph.nodes[b]["equipment"] = sorted(found.get((b, "equipment"), ()))
+            graph.nodes[b]["deviations"] = sorted(found.get((b, "deviations"), ()))
 
 
 @dataclass(frozen=True)
