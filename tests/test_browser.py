@@ -42,9 +42,17 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A JupyterLab on a scratch copy of notebooks/ (runs must not touch the checked-in files)."""
+FRONTENDS = {
+    "jupyterlab": ("jupyterlab", "/lab/tree/{name}"),
+    "notebook7": ("notebook", "/notebooks/{name}"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FRONTENDS))
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    """JupyterLab 4 or Notebook 7 on a scratch copy of notebooks/ (runs must not touch the checked-in files)."""
+    module, url = FRONTENDS[request.param]
+    pytest.importorskip(module, reason=f"{module} is not installed")
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(NOTEBOOKS, root / "notebooks")
     port, token = free_port(), "pharmakg-browser-test"
@@ -53,7 +61,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
         [
             sys.executable,
             "-m",
-            "jupyterlab",
+            module,
             "--no-browser",
             f"--ServerApp.port={port}",
             "--ServerApp.ip=127.0.0.1",
@@ -80,7 +88,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
             pytest.fail(f"JupyterLab did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
         time.sleep(0.3)
     try:
-        yield base, token
+        yield base, token, url
     finally:
         proc.terminate()
         try:
@@ -89,15 +97,26 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
             proc.kill()
 
 
-def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str]) -> None:
+def _wait_for_idle_kernel(base: str, token: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kernels = httpx.get(f"{base}/api/kernels", params={"token": token}, timeout=5).json()
+        if kernels and all(k["execution_state"] == "idle" for k in kernels):
+            return
+        time.sleep(0.5)
+    pytest.fail("the notebook's kernel did not become idle")
+
+
+def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str, str], request: pytest.FixtureRequest) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
-    base, token = lab
+    base, token, url = lab
+    shot = request.node.callspec.id
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{base}/lab/tree/02_traceability.ipynb?token={token}")
+            page.goto(f"{base}{url.format(name='02_traceability.ipynb')}?token={token}")
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
             select = page.get_by_role("button", name="Select", exact=True)
             try:  # JupyterLab may ask which kernel to start
@@ -105,7 +124,7 @@ def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str]) -> None:
                 select.click()
             except sync_api.TimeoutError:
                 pass
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            _wait_for_idle_kernel(base, token)
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
             nodes = page.locator(".pharmakg-trace g.pkg-node")
@@ -122,9 +141,9 @@ def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str]) -> None:
                 timeout=30_000,
             )
             assert "kind: batch" in details.inner_text()
-            page.locator(".pharmakg-trace").screenshot(path=str(ARTIFACTS / "trace_explorer.png"))
+            page.locator(".pharmakg-trace").screenshot(path=str(ARTIFACTS / f"trace_explorer-{shot}.png"))
         except Exception:
-            page.screenshot(path=str(ARTIFACTS / "trace_explorer_failure.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"trace_explorer-{shot}-failure.png"), full_page=True)
             raise
         finally:
             browser.close()
