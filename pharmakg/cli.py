@@ -238,16 +238,21 @@ def _run(args: argparse.Namespace) -> int:
         elif cmd == "optimize":
             kg.optimize()
         elif cmd == "trace":
-            from .trace import trace
+            from .trace import LIST_COLUMNS, trace
 
             genealogy = trace(
-                kg, args.id, direction="down" if args.down else "up", max_depth=args.depth, stop_at=args.stop_at
+                kg,
+                args.id,
+                direction="down" if args.down else "up",
+                max_depth=args.depth,
+                stop_at=args.stop_at,
+                details=True,
             )
             if args.format == "dot":
                 sys.stdout.write(genealogy.to_dot())
             else:
                 frame = genealogy.to_frame()
-                for col in ("equipment", "deviations"):
+                for col in LIST_COLUMNS:
                     frame[col] = frame[col].map(lambda v: " ".join(v) if isinstance(v, list) else v)
                 _print_frame(frame if args.format != "table" else frame.drop(columns=["iri"]), args.format)
         elif cmd == "recall":

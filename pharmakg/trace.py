@@ -1,11 +1,14 @@
 """Lot and batch genealogy: what went into a lot, where a lot went, and recall scope (layer L4).
 
-Every walk is one SPARQL property-path query that returns the *edges* of the
-genealogy in material-flow direction (input lot -> batch -> output lot,
-parent lot -> sublot), so it runs unchanged on a remote SPARQL 1.1 server;
-a second query fetches the attributes of the nodes found. Distances, depth
-limits and stop rules are applied in Python on that small edge list (a
-networkx DiGraph), which also gives paths and drawing for free.
+Every walk is one SPARQL property-path query returning each node reached
+with the triples a genealogy needs (type, id, label, status, start, material,
+supplier and the step relations, which give the edges in material-flow
+direction: input lot -> batch -> output lot, parent lot -> sublot), and one
+small VALUES query for the names of the materials and suppliers met; so it
+runs unchanged on a remote SPARQL 1.1 server. Distances, depth limits, stop
+rules and time windows are applied in Python on that small graph (a networkx
+DiGraph), which also gives paths and drawing for free. Equipment, deviations
+and out-of-specification results are opt-in (``details=True``).
 
 Upstream step relations:   lot -> batch that produced it (^pkg:produced),
                            batch -> lots it consumed (pkg:consumed),
@@ -27,6 +30,7 @@ import pandas as pd
 
 from .errors import PharmaKGWarning
 from .store.base import sparql_string
+from .terms import DCTERMS, PKG, RDF, RDFS
 
 if TYPE_CHECKING:
     from .kg import KnowledgeGraph
@@ -40,21 +44,13 @@ __all__ = [
     "trace",
     "trace_downstream",
     "trace_upstream",
+    "walk_query",
 ]
 
 Direction = Literal["up", "down"]
 
 _UP_PATH = "(^pkg:produced|pkg:consumed|pkg:sublotOf)*"
 _DOWN_PATH = "(^pkg:consumed|pkg:produced|^pkg:sublotOf)*"
-_UP_EDGES = """
-  { ?x pkg:consumed ?src . BIND(?x AS ?dst) BIND("consumed" AS ?rel) }
-  UNION { ?src pkg:produced ?x . BIND(?x AS ?dst) BIND("produced" AS ?rel) }
-  UNION { ?x pkg:sublotOf ?src . BIND(?x AS ?dst) BIND("sublot" AS ?rel) }"""
-_DOWN_EDGES = """
-  { ?dst pkg:consumed ?x . BIND(?x AS ?src) BIND("consumed" AS ?rel) }
-  UNION { ?x pkg:produced ?dst . BIND(?x AS ?src) BIND("produced" AS ?rel) }
-  UNION { ?dst pkg:sublotOf ?x . BIND(?x AS ?src) BIND("sublot" AS ?rel) }"""
-
 #: Columns of Genealogy.to_frame(), the documented output contract of ``pharmakg trace``.
 NODE_COLUMNS = [
     "id",
@@ -68,8 +64,11 @@ NODE_COLUMNS = [
     "start",
     "equipment",
     "deviations",
+    "oos",
     "iri",
 ]
+#: Columns holding lists of business ids (joined by spaces in CSV output).
+LIST_COLUMNS = ("equipment", "deviations", "oos")
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ def trace(
     stop_at: Iterable[str] = (),
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
-    details: bool = True,
+    details: bool = False,
 ) -> Genealogy:
     """Genealogy of a lot or batch (business id or IRI) in one direction.
 
@@ -159,14 +158,14 @@ def trace(
     ``stop_at`` names material kinds (``raw``, ``intermediate``, ...) whose lots
     are kept but not walked past. ``start``/``end`` keep only batches that
     started in that window (lots they reach through other batches stay).
-    ``details`` adds the equipment each batch used and the deviations raised on it.
+    ``details`` adds, per node, the equipment each batch used, the deviations
+    raised on it and the out-of-specification results of the lot or batch
+    (three more queries: off by default so a plain trace stays one round trip
+    plus one for material and supplier names).
     """
     root = kg.resolve(ref)
-    path, edges = (_UP_PATH, _UP_EDGES) if direction == "up" else (_DOWN_PATH, _DOWN_EDGES)
-    edge_rows = kg.rows(f"SELECT DISTINCT ?src ?dst ?rel WHERE {{ <{root}> {path} ?x . {edges} }}")
-    graph = nx.DiGraph()
-    graph.add_node(root)
-    graph.add_edges_from((r["src"], r["dst"], {"rel": r["rel"]}) for r in edge_rows)
+    rows = kg.rows(walk_query(root, direction))
+    graph = _genealogy_graph(kg, root, rows)
     if not nx.is_directed_acyclic_graph(graph):
         cycle = [str(n) for n, _ in nx.find_cycle(graph)]
         warnings.warn(
@@ -175,14 +174,26 @@ def trace(
             PharmaKGWarning,
             stacklevel=2,
         )
-    _annotate(kg, graph, details=details)
     kinds = {_kind_code(k) for k in stop_at}
     window = (_utc(start) if start is not None else None, _utc(end) if end is not None else None)
     keep = _walk(graph, root, direction, max_depth, kinds, window)
-    sub = graph.subgraph(keep).copy()
+    sub = graph.subgraph(keep).copy() if len(keep) < graph.number_of_nodes() else graph
     for n, dist in keep.items():
         sub.nodes[n]["distance"] = dist
+    if details:
+        _add_details(kg, sub)
     return Genealogy(root=root, direction=direction, graph=sub)
+
+
+def walk_query(root: str, direction: Direction) -> str:
+    """The SPARQL of one walk (prefixes as in ``kg.PREFIXES``): every node reached from ``root``
+    by property path, with the triples of it a genealogy reads.
+
+    One query rather than edges then attributes: the step triples among the
+    nodes reached are exactly the genealogy's edges, whichever the direction,
+    and oxigraph answers the join by looking each node up once."""
+    path = _UP_PATH if direction == "up" else _DOWN_PATH
+    return f"SELECT ?x ?p ?o WHERE {{ <{root}> {path} ?x . ?x ?p ?o FILTER(?p IN ({_NODE_PROPERTIES})) }}"
 
 
 def trace_upstream(kg: KnowledgeGraph, ref: str, **options: object) -> Genealogy:
@@ -246,62 +257,113 @@ def _values(nodes: Iterable[str]) -> str:
     return " ".join(f"<{n}>" for n in nodes)
 
 
-def _annotate(kg: KnowledgeGraph, graph: nx.DiGraph, *, details: bool) -> None:
-    """Kind, id, label, material, supplier, status and start of every node (one query),
-    then the equipment and deviations of the batches (two small ones: cheaper than
-    one grouped query over their cross product)."""
-    nodes = list(graph.nodes)
-    if not nodes:
-        return
-    rows = kg.rows(
-        f"""SELECT ?n ?type ?id ?label ?material ?mkind ?supplier ?lstatus ?bstatus ?start WHERE {{
-  VALUES ?n {{ {_values(nodes)} }}
-  ?n a ?type . FILTER(?type IN (pkg:MaterialLot, pkg:Batch))
-  OPTIONAL {{ ?n dcterms:identifier ?id }}
-  OPTIONAL {{ ?n rdfs:label ?label }}
-  OPTIONAL {{ ?n pkg:material|pkg:product ?m . ?m dcterms:identifier ?material .
-             OPTIONAL {{ ?m pkg:materialKind ?mkind }} }}
-  OPTIONAL {{ ?n pkg:supplier/rdfs:label ?supplier }}
-  OPTIONAL {{ ?n pkg:lotStatus ?lstatus }}
-  OPTIONAL {{ ?n pkg:status ?bstatus }}
-  OPTIONAL {{ ?n pkg:startTime ?start }}
-}}"""
-    )
-    for row in rows:
-        kind = "batch" if row["type"].endswith("#Batch") else "lot"
-        status = row.get("lstatus") or row.get("bstatus")
-        graph.nodes[row["n"]].update(
+#: What a walk reads of every node it reaches; the three step relations give the edges.
+_NODE_PROPERTIES = (
+    "rdf:type, dcterms:identifier, rdfs:label, pkg:lotStatus, pkg:status, pkg:startTime, "
+    "pkg:material, pkg:product, pkg:supplier, pkg:consumed, pkg:produced, pkg:sublotOf"
+)
+_TYPE, _ID, _LABEL = RDF + "type", DCTERMS + "identifier", RDFS + "label"
+_BATCH, _LOT = PKG + "Batch", PKG + "MaterialLot"
+#: step triple (s, p, o) with both ends reached -> edge in material-flow order, and its name
+_STEPS = {
+    PKG + "consumed": (False, "consumed"),
+    PKG + "produced": (True, "produced"),
+    PKG + "sublotOf": (False, "sublot"),
+}
+
+
+def _genealogy_graph(kg: KnowledgeGraph, root: str, rows: list[dict[str, str]]) -> nx.DiGraph:
+    """The DiGraph of one walk from (node, property, value) rows, nodes annotated.
+
+    Material and supplier names come from one more small query over the few
+    materials and suppliers met (joining them into the walk query costs a
+    lookup per row; a VALUES query costs one per material)."""
+    props: dict[str, dict[str, list[str]]] = {root: {}}
+    for r in rows:
+        props.setdefault(r["x"], {}).setdefault(r["p"], []).append(r["o"])
+    refs = {v for p in props.values() for k in ("material", "product", "supplier") for v in p.get(PKG + k, ())}
+    names: dict[str, dict[str, str]] = {}
+    if refs:
+        for r in kg.rows(
+            f"SELECT ?m ?p ?o WHERE {{ VALUES ?m {{ {_values(refs)} }} ?m ?p ?o "
+            "FILTER(?p IN (dcterms:identifier, rdfs:label, pkg:materialKind)) }"
+        ):
+            names.setdefault(r["m"], {})[r["p"]] = r["o"]
+    graph = nx.DiGraph()
+    for n, p in props.items():
+        types = p.get(_TYPE, ())
+        kind = "batch" if _BATCH in types else "lot" if _LOT in types else "other"
+        material = names.get(_first(p, PKG + "material") or _first(p, PKG + "product") or "", {})
+        mkind = material.get(PKG + "materialKind")
+        status = _first(p, PKG + "lotStatus") or _first(p, PKG + "status")
+        started = _first(p, PKG + "startTime")
+        graph.add_node(
+            n,
             kind=kind,
-            id=row.get("id"),
-            label=row.get("label"),
-            material=row.get("material"),
-            material_kind=_KIND_NAMES.get(row["mkind"].rsplit("#", 1)[-1]) if "mkind" in row else None,
-            supplier=row.get("supplier"),
+            id=_first(p, _ID) or n.rsplit("/", 1)[-1],
+            label=_first(p, _LABEL),
+            material=material.get(_ID),
+            material_kind=_KIND_NAMES.get(mkind.rsplit("#", 1)[-1]) if mkind else None,
+            supplier=names.get(_first(p, PKG + "supplier") or "", {}).get(_LABEL),
             status=status.rsplit("#", 1)[-1].lower() if status else None,
-            start=_utc(row["start"]) if kind == "batch" and "start" in row else None,
+            start=_utc(started) if kind == "batch" and started else None,
         )
-    for n, data in graph.nodes(data=True):
-        data.setdefault("kind", "other")
-        data.setdefault("id", n.rsplit("/", 1)[-1])
-    batches = [n for n, d in graph.nodes(data=True) if d["kind"] == "batch"]
-    if details and batches:
+    for n, p in props.items():
+        for step, (forward, rel) in _STEPS.items():
+            for o in p.get(step, ()):
+                if o in props:
+                    graph.add_edge(*((n, o) if forward else (o, n)), rel=rel)
+    return graph
+
+
+def _first(props: dict[str, list[str]], key: str) -> str | None:
+    values = props.get(key)
+    return min(values) if values else None
+
+
+def _add_details(kg: KnowledgeGraph, graph: nx.DiGraph) -> None:
+    """Equipment and deviations of the batches, out-of-specification results of lots and batches.
+
+    Separate VALUES queries, and the spec comparison in Python: oxigraph plans
+    a UNION of them, or a FILTER over the OPTIONAL spec limits, as a scan of
+    the whole store (seconds instead of milliseconds)."""
+    nodes = list(graph.nodes)
+    batches = [n for n in nodes if graph.nodes[n]["kind"] == "batch"]
+    found: dict[tuple[str, str], set[str]] = {}
+    for r in kg.rows(
+        f"""SELECT ?n ?v ?x ?lo ?hi WHERE {{ VALUES ?n {{ {_values(nodes)} }}
+  ?r pkg:lot|pkg:batch ?n ; pkg:attribute ?a ; pkg:value ?x ; dcterms:identifier ?v .
+  OPTIONAL {{ ?a pkg:specLow ?lo }} OPTIONAL {{ ?a pkg:specHigh ?hi }} }}"""
+    ):
+        if _out_of_spec(r):
+            found.setdefault((r["n"], "oos"), set()).add(r["v"])
+    if batches:
         values = _values(batches)
-        found: dict[tuple[str, str], set[str]] = {}
         for col, q in (
             (
                 "equipment",
-                f"SELECT ?b ?v WHERE {{ VALUES ?b {{ {values} }} ?b pkg:usedEquipment/dcterms:identifier ?v }}",
+                f"SELECT ?n ?v WHERE {{ VALUES ?n {{ {values} }} ?n pkg:usedEquipment/dcterms:identifier ?v }}",
             ),
             (
                 "deviations",
-                f"SELECT ?b ?v WHERE {{ VALUES ?b {{ {values} }} ?d a pkg:Deviation ; pkg:batch ?b ; dcterms:identifier ?v }}",
+                f"SELECT ?n ?v WHERE {{ VALUES ?n {{ {values} }} ?d pkg:batch ?n ; a pkg:Deviation ; dcterms:identifier ?v }}",
             ),
         ):
             for r in kg.rows(q):
-                found.setdefault((r["b"], col), set()).add(r["v"])
-        for b in batches:
-            graph.nodes[b]["equipment"] = sorted(found.get((b, "equipment"), ()))
-            graph.nodes[b]["deviations"] = sorted(found.get((b, "deviations"), ()))
+                found.setdefault((r["n"], col), set()).add(r["v"])
+    for n in nodes:
+        for col in LIST_COLUMNS:
+            if col == "oos" or graph.nodes[n]["kind"] == "batch":
+                graph.nodes[n][col] = sorted(found.get((n, col), ()))
+
+
+def _out_of_spec(row: dict[str, str]) -> bool:
+    """Whether a result row's value lies outside its attribute's spec limits (a limit may be one-sided)."""
+    try:
+        x = float(row["x"])
+        return ("lo" in row and x < float(row["lo"])) or ("hi" in row and x > float(row["hi"]))
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,12 @@ def test_upstream_and_downstream_on_every_backend(kg: pharmakg.KnowledgeGraph) -
     assert rows.loc["B-001", "distance"] == 1 and rows.loc["L-API-1", "distance"] == 2
     assert rows.loc["L-API-1", "supplier"] == "Supplier A"
     assert rows.loc["L-API-1", "status"] == "released"
-    assert rows.loc["B-001", "equipment"] == ["DRY-1", "PRESS-1"]
-    assert rows.loc["B-001", "deviations"] == ["DEV-1"]
+    assert rows["equipment"].isna().all()  # details are opt-in: three more queries
+    detailed = trace(kg, "L-TAB-001", details=True).to_frame().set_index("id")
+    assert detailed.loc["B-001", "equipment"] == ["DRY-1", "PRESS-1"]
+    assert detailed.loc["B-001", "deviations"] == ["DEV-1"]
+    assert detailed.loc["L-MCC-1", "oos"] == ["L-MCC-1/MCC-WATER"]  # 7.4 % water against a 7 % limit
+    assert detailed.loc["L-API-1", "oos"] == [] and detailed.loc["B-001", "oos"] == []
     assert up.paths_to("L-MCC-1") == [["L-MCC-1", "B-001", "L-TAB-001"]]
     down = trace(kg, "L-MCC-1", direction="down")
     assert set(down.to_frame()["id"]) == {"L-MCC-1", "B-001", "B-002", "L-TAB-001"}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from ..trace import NODE_COLUMNS, Genealogy, trace
+from ..trace import LIST_COLUMNS, NODE_COLUMNS, Genealogy, trace
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
@@ -37,6 +37,8 @@ def layout(genealogy: Genealogy) -> tuple[list[dict[str, Any]], list[list[int]]]
         flags = []
         if isinstance(row["deviations"], list) and row["deviations"]:
             flags.append("deviation " + ", ".join(row["deviations"]))
+        if isinstance(row["oos"], list) and row["oos"]:
+            flags.append("OOS " + ", ".join(row["oos"]))
         if row["status"] in ("rejected", "quarantine"):
             flags.append(str(row["status"]))
         index[str(row["iri"])] = len(nodes)
@@ -105,6 +107,7 @@ class TraceExplorer(anywidget.AnyWidget):
                 self.query,
                 direction="down" if self.direction == "down" else "up",
                 max_depth=self.depth or None,
+                details=True,
             )
         except KeyError as exc:
             self.error = str(exc.args[0]) if exc.args else str(exc)
@@ -149,7 +152,7 @@ class TraceExplorer(anywidget.AnyWidget):
         if self.genealogy is None:
             raise ValueError("nothing traced yet")
         frame = self.genealogy.to_frame()[_EXPORT_COLUMNS].copy()
-        for col in ("equipment", "deviations"):
+        for col in LIST_COLUMNS:
             frame[col] = frame[col].map(lambda v: " ".join(v) if isinstance(v, list) else v)
         frame.to_csv(path, index=False)
         return Path(path)
