@@ -83,6 +83,21 @@ class KnowledgeGraph:
         self.store = store
         self.base = base
         self.user = user or audit.current_user()
+        self._cache: dict[str, Any] = {}
+        self._cache_revision: int | None = None
+
+    @property
+    def cache(self) -> dict[str, Any]:
+        """Scratch space for small lookups derived from the data (names of materials, suppliers).
+
+        Emptied whenever the store's revision moves; a throwaway dict when the
+        store is remote, because other clients may change the data under us."""
+        revision = self.store.revision
+        if revision is None:
+            return {}
+        if revision != self._cache_revision:
+            self._cache, self._cache_revision = {}, revision
+        return self._cache
 
     # -- context manager -----------------------------------------------------------
     def __enter__(self) -> KnowledgeGraph:

@@ -282,13 +282,7 @@ def _genealogy_graph(kg: KnowledgeGraph, root: str, rows: list[dict[str, str]]) 
     for r in rows:
         props.setdefault(r["x"], {}).setdefault(r["p"], []).append(r["o"])
     refs = {v for p in props.values() for k in ("material", "product", "supplier") for v in p.get(PKG + k, ())}
-    names: dict[str, dict[str, str]] = {}
-    if refs:
-        for r in kg.rows(
-            f"SELECT ?m ?p ?o WHERE {{ VALUES ?m {{ {_values(refs)} }} ?m ?p ?o "
-            "FILTER(?p IN (dcterms:identifier, rdfs:label, pkg:materialKind)) }"
-        ):
-            names.setdefault(r["m"], {})[r["p"]] = r["o"]
+    names = _names(kg, refs)
     graph = nx.DiGraph()
     for n, p in props.items():
         types = p.get(_TYPE, ())
@@ -314,6 +308,26 @@ def _genealogy_graph(kg: KnowledgeGraph, root: str, rows: list[dict[str, str]]) 
                 if o in props:
                     graph.add_edge(*((n, o) if forward else (o, n)), rel=rel)
     return graph
+
+
+def _names(kg: KnowledgeGraph, refs: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Business id, label and material kind of a few referenced nodes (materials, suppliers, customers).
+
+    Kept in ``kg.cache`` (emptied on every write; never kept for remote
+    stores): this master data is shared by every trace, and the query costs
+    a millisecond, a fifth of an upstream trace."""
+    cache: dict[str, dict[str, str]] = kg.cache.setdefault("trace.names", {})
+    wanted = set(refs)
+    missing = sorted(wanted - cache.keys())
+    if missing:
+        found: dict[str, dict[str, str]] = {m: {} for m in missing}
+        for r in kg.rows(
+            f"SELECT ?m ?p ?o WHERE {{ VALUES ?m {{ {_values(missing)} }} ?m ?p ?o "
+            "FILTER(?p IN (dcterms:identifier, rdfs:label, pkg:materialKind)) }"
+        ):
+            found[r["m"]][r["p"]] = r["o"]
+        cache.update(found)
+    return {m: cache[m] for m in wanted}
 
 
 def _first(props: dict[str, list[str]], key: str) -> str | None:
@@ -446,27 +460,74 @@ def recall_scope(
     via: dict[str, set[str]] = {}
     for r in reach:
         via.setdefault(r["f"], set()).add(names.get(r["root"], r["root"]))
-    found_values = _values(sorted(via))
-    # 2. what they are, 3. where they went (VALUES over the lots found)
-    finished = kg.query(
-        f"""SELECT ?f ?lot ?material ?quantity ?unit ?status WHERE {{ VALUES ?f {{ {found_values} }}
-  ?f dcterms:identifier ?lot ; pkg:material/dcterms:identifier ?material .
-  OPTIONAL {{ ?f pkg:quantity ?lot_q ; pkg:unit ?lot_u }}
-  OPTIONAL {{ ?pr a pkg:MaterialProduction ; pkg:lot ?f ; pkg:quantity ?made_q ; pkg:unit ?made_u }}
-  BIND(COALESCE(?lot_q, ?made_q) AS ?quantity) BIND(COALESCE(?lot_u, ?made_u) AS ?unit)
-  OPTIONAL {{ ?f pkg:lotStatus ?s . BIND(LCASE(STRAFTER(STR(?s), "#")) AS ?status) }}
-}} ORDER BY ?lot"""
+    finished, shipments = _finished_and_shipped(kg, via)
+    return RecallScope(suspect_frame, finished, shipments)
+
+
+def _finished_and_shipped(kg: KnowledgeGraph, via: dict[str, set[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The finished lots found (quantity from the lot, else its production record) and their shipments.
+
+    VALUES over the lots, then the records about them with a bound subject:
+    oxigraph answers OPTIONAL production quantities or ``?sh a pkg:Shipment ;
+    pkg:lot ?f`` by scanning every record first (2 s instead of 35 ms for
+    70 lots at 3 000 batches)."""
+    values = _values(sorted(via))
+    lots: dict[str, dict[str, list[str]]] = {}
+    for r in kg.rows(
+        f"SELECT ?f ?p ?o WHERE {{ VALUES ?f {{ {values} }} ?f ?p ?o "
+        "FILTER(?p IN (dcterms:identifier, pkg:material, pkg:quantity, pkg:unit, pkg:lotStatus)) }"
+    ):
+        lots.setdefault(r["f"], {}).setdefault(r["p"], []).append(r["o"])
+    records: dict[str, dict[str, list[str]]] = {}
+    for r in kg.rows(
+        f"""SELECT ?f ?r ?t ?p ?o WHERE {{ VALUES ?f {{ {values} }} ?r pkg:lot ?f ; a ?t .
+  FILTER(?t IN (pkg:Shipment, pkg:MaterialProduction))
+  ?r ?p ?o FILTER(?p IN (pkg:quantity, pkg:unit, pkg:customer, pkg:market, pkg:shippedDate)) }}"""
+    ):
+        rec = records.setdefault(r["r"], {"lot": [r["f"]], "type": [r["t"]]})
+        rec.setdefault(r["p"], []).append(r["o"])
+    refs = [v for p in lots.values() for v in p.get(PKG + "material", ())]
+    refs += [v for rec in records.values() for v in rec.get(PKG + "customer", ())]
+    names = _names(kg, refs)
+    made = {
+        rec["lot"][0]: rec
+        for rec in records.values()
+        if rec["type"][0] == PKG + "MaterialProduction" and PKG + "quantity" in rec
+    }
+    finished_rows = []
+    for f, p in lots.items():
+        q = p if PKG + "quantity" in p else made.get(f, {})
+        status = _first(p, PKG + "lotStatus")
+        finished_rows.append(
+            {
+                "lot": _first(p, _ID),
+                "material": names.get(_first(p, PKG + "material") or "", {}).get(_ID),
+                "quantity": float(q[PKG + "quantity"][0]) if PKG + "quantity" in q else None,
+                "unit": _first(q, PKG + "unit"),
+                "status": status.rsplit("#", 1)[-1].lower() if status else None,
+                "via": " ".join(sorted(via.get(f, ()))),
+            }
+        )
+    finished = pd.DataFrame(finished_rows, columns=["lot", "material", "quantity", "unit", "status", "via"])
+    finished = finished.sort_values("lot").drop_duplicates("lot").reset_index(drop=True)
+    ship_rows = [
+        {
+            "lot": _first(lots.get(rec["lot"][0], {}), _ID),
+            "customer": names.get(_first(rec, PKG + "customer") or "", {}).get(_LABEL),
+            "market": _first(rec, PKG + "market"),
+            "shipped_quantity": float(rec[PKG + "quantity"][0]) if PKG + "quantity" in rec else None,
+            "shipped_unit": _first(rec, PKG + "unit"),
+            "shipped": _first(rec, PKG + "shippedDate"),
+        }
+        for rec in records.values()
+        if rec["type"][0] == PKG + "Shipment"
+    ]
+    shipments = pd.DataFrame(
+        ship_rows, columns=["lot", "customer", "market", "shipped_quantity", "shipped_unit", "shipped"]
     )
-    finished["via"] = finished["f"].map(lambda f: " ".join(sorted(via.get(f, ()))))
-    finished = finished.drop(columns="f").drop_duplicates("lot").reset_index(drop=True)
-    shipments = kg.query(
-        f"""SELECT ?lot ?customer ?market ?shipped_quantity ?shipped_unit ?shipped WHERE {{ VALUES ?f {{ {found_values} }}
-  ?f dcterms:identifier ?lot . ?sh a pkg:Shipment ; pkg:lot ?f .
-  OPTIONAL {{ ?sh pkg:customer/rdfs:label ?customer }} OPTIONAL {{ ?sh pkg:market ?market }}
-  OPTIONAL {{ ?sh pkg:quantity ?shipped_quantity ; pkg:unit ?shipped_unit }} OPTIONAL {{ ?sh pkg:shippedDate ?shipped }}
-}} ORDER BY ?lot ?shipped"""
-    )
-    return RecallScope(suspect_frame, finished, shipments.drop_duplicates().reset_index(drop=True))
+    shipments["shipped"] = pd.to_datetime(shipments["shipped"], utc=True, format="ISO8601")
+    shipments = shipments.sort_values(["lot", "shipped"]).drop_duplicates().reset_index(drop=True)
+    return finished, shipments
 
 
 def _utc(value: str | pd.Timestamp) -> pd.Timestamp:

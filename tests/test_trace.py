@@ -186,3 +186,16 @@ def test_mass_balance_flags_batches_that_do_not_close(bundle: Path) -> None:
             and not bad.loc["B-001", "closes"]
             and bad.loc["B-001", "yield"] == pytest.approx(300 / 170)
         )
+
+
+def test_names_follow_writes_on_every_backend(kg: pharmakg.KnowledgeGraph) -> None:
+    """Material and supplier names are cached per store revision: a write must show at once."""
+    kg.load(MINI, reason="test")
+    assert trace(kg, "L-TAB-001").to_frame().set_index("id").loc["L-API-1", "supplier"] == "Supplier A"
+    kg.update(
+        """DELETE { GRAPH ?g { ?s rdfs:label "Supplier A" } } INSERT { GRAPH ?g { ?s rdfs:label "Supplier A (renamed)" } }
+           WHERE { GRAPH ?g { ?s rdfs:label "Supplier A" } }""",
+        reason="supplier renamed",
+    )
+    assert trace(kg, "L-TAB-001").to_frame().set_index("id").loc["L-API-1", "supplier"] == "Supplier A (renamed)"
+    assert (kg.cache == {}) == (kg.store.revision is None)  # remote stores keep nothing

@@ -40,6 +40,9 @@ class Store(Protocol):
     """
 
     location: str
+    #: Changes whenever data may have changed through this object; None when other
+    #: clients may write too (a remote server), so nothing derived from the data may be cached.
+    revision: int | None
 
     def query(self, sparql: str) -> RawResult: ...
 

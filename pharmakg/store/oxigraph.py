@@ -53,6 +53,7 @@ class EmbeddedStore:
         self.read_only = read_only
         self.path = Path(path) if path is not None else None
         self.location = str(self.path) if self.path else "memory"
+        self.revision: int | None = 0  # this process owns the store (RocksDB lock): every write goes through us
         if self.path is None:
             self._store = ox.Store()
             return
@@ -122,6 +123,7 @@ class EmbeddedStore:
 
     def update(self, sparql: str) -> None:
         self._check_writable()
+        self.revision = (self.revision or 0) + 1
         try:
             self._store.update(sparql)
         except SyntaxError as exc:
@@ -135,6 +137,7 @@ class EmbeddedStore:
             raise ValueError("N-Triples need a target graph")
         if not nquads and not ntriples:
             return
+        self.revision = (self.revision or 0) + 1
         try:
             if self.path is None or len(nquads) + len(ntriples) < BULK_THRESHOLD_BYTES:
                 data = nquads + (as_nquads(ntriples, graph) if graph else b"")

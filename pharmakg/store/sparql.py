@@ -39,6 +39,7 @@ class RemoteStore:
         self.query_url = query_url
         self.update_url = update_url
         self.location = query_url
+        self.revision: int | None = None  # other clients may write: never cache
         headers: dict[str, str] = {}
         client_auth: Any = None
         if isinstance(auth, str):
