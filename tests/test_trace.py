@@ -55,6 +55,22 @@ def test_depth_and_stop_rules(tmp_path: Path) -> None:
         assert not (granulate["id"].str.startswith("GB-")).any()  # no granulation batch behind the granulate
         dryers = batches_on(kg, "FluidBedDryer", by_class=True)
         assert len(dryers) > 0 and dryers["batch"].str.startswith("GB-").all()
+        # granulation batches feed tablets: each dryer batch's granulate reached finished lots
+        assert dryers["fed_into"].str.startswith("TL-").all()
+        first = dryers["start"].iloc[len(dryers) // 2]
+        later = batches_on(kg, "FluidBedDryer", by_class=True, start=str(first))
+        assert len(later) < len(dryers) and (later["start"] >= first).all()
+
+
+def test_equipment_trace_reaches_finished_lots(kg: pharmakg.KnowledgeGraph) -> None:
+    kg.load(MINI, reason="test")
+    on = batches_on(kg, "DRY-1")
+    assert on[["batch", "equipment", "produced", "fed_into"]].values.tolist() == [
+        ["B-001", "DRY-1", "L-TAB-001", "L-TAB-001"]
+    ]
+    assert batches_on(kg, "fluid_bed_dryer", by_class=True)["batch"].tolist() == ["B-001"]
+    assert batches_on(kg, "DRY-1", start="2025-02-01T08:00:00+01:00").empty  # B-001 started at 06:00
+    assert "fed_into" not in batches_on(kg, "PRESS-1", fed_into=False)
 
 
 def _write_bundle(folder: Path, batches: list[tuple[list[int], list[int]]], n_lots: int) -> None:
