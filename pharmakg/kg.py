@@ -7,7 +7,10 @@ works unchanged on the embedded store and on a remote SPARQL server.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import audit
 from . import terms as T
 from .errors import QueryError, StoreError
-from .store.base import RawResult, Store, sparql_string
+from .store.base import RawResult, SelectFormat, Store, sparql_string
 from .store.oxigraph import EmbeddedStore
 
 if TYPE_CHECKING:
@@ -129,10 +132,15 @@ class KnowledgeGraph:
 
         The light path for code that post-processes a few hundred rows itself:
         no DataFrame and no typing, which costs more than the query on small results.
+        Solutions travel as SPARQL CSV (about a third cheaper than JSON to write and
+        read); CSV cannot tell an unbound variable from an empty string, so an
+        empty value counts as unbound (left out of the dict).
         """
-        import json
-
-        raw = self._run(sparql)
+        raw = self._run(sparql, select_format="csv")
+        if raw.kind == "csv":
+            reader = csv.reader(io.StringIO(raw.body.decode("utf-8"), newline=""))
+            head = next(reader, [])
+            return [{k: v for k, v in zip(head, row, strict=True) if v} for row in reader]
         if raw.kind != "json":
             raise QueryError("rows() takes SELECT queries", query=sparql)
         bindings = json.loads(raw.body)["results"]["bindings"]
@@ -154,10 +162,10 @@ class KnowledgeGraph:
 
         return ntriples_to_graph(raw.body)
 
-    def _run(self, sparql: str) -> RawResult:
+    def _run(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
         """Run with the standard prefixes predeclared; error positions point into the user's text."""
         try:
-            return self.store.query(PREFIXES + sparql)
+            return self.store.query(PREFIXES + sparql, select_format=select_format)
         except QueryError as exc:
             raise _unshift(exc, sparql) from None
 

@@ -15,15 +15,17 @@ from ..errors import QueryError
 
 __all__ = ["RawResult", "Store", "as_nquads", "query_error", "sparql_string"]
 
-ResultKind = Literal["json", "graph"]
+ResultKind = Literal["json", "csv", "graph"]
+#: How SELECT solutions come back: typed SPARQL JSON, or SPARQL CSV (plain strings, cheaper to produce and parse).
+SelectFormat = Literal["json", "csv"]
 
 
 @dataclass(frozen=True)
 class RawResult:
     """A query answer as the backend serialised it.
 
-    ``json`` bodies are SPARQL 1.1 JSON results (SELECT or ASK);
-    ``graph`` bodies are N-Triples (CONSTRUCT or DESCRIBE). Parsing happens once, above the backend.
+    ``json`` bodies are SPARQL 1.1 JSON results (SELECT or ASK); ``csv`` bodies
+    SPARQL 1.1 CSV results (SELECT, when asked for); ``graph`` bodies are N-Triples (CONSTRUCT or DESCRIBE). Parsing happens once, above the backend.
     """
 
     kind: ResultKind
@@ -44,7 +46,9 @@ class Store(Protocol):
     #: clients may write too (a remote server), so nothing derived from the data may be cached.
     revision: int | None
 
-    def query(self, sparql: str) -> RawResult: ...
+    def query(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
+        """Run a query; SELECT solutions in ``select_format`` (a backend may answer JSON anyway)."""
+        ...
 
     def update(self, sparql: str) -> None: ...
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from ..errors import NotAStoreError, ReadOnlyStoreError, StoreError, StoreLockedError
-from .base import RawResult, as_nquads, query_error
+from .base import RawResult, SelectFormat, as_nquads, query_error
 
 __all__ = ["EmbeddedStore", "BULK_THRESHOLD_BYTES"]
 
@@ -108,7 +108,7 @@ class EmbeddedStore:
             stale.unlink()
 
     # -- the protocol ----------------------------------------------------
-    def query(self, sparql: str) -> RawResult:
+    def query(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
         try:
             result = self._store.query(sparql, use_default_graph_as_union=True)
         except SyntaxError as exc:
@@ -116,6 +116,8 @@ class EmbeddedStore:
         except (OSError, ValueError, RuntimeError) as exc:
             raise query_error(str(exc), sparql) from exc
         if isinstance(result, ox.QuerySolutions):
+            if select_format == "csv":
+                return RawResult("csv", result.serialize(format=ox.QueryResultsFormat.CSV) or b"")
             return RawResult("json", result.serialize(format=ox.QueryResultsFormat.JSON) or b"")
         if isinstance(result, ox.QueryBoolean):
             return RawResult("json", b'{"head":{},"boolean":%s}' % (b"true" if bool(result) else b"false"))

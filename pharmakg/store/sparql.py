@@ -18,11 +18,12 @@ import httpx
 import pyoxigraph as ox
 
 from ..errors import EndpointError, ReadOnlyStoreError, StoreError
-from .base import RawResult, as_nquads, query_error
+from .base import RawResult, SelectFormat, as_nquads, query_error
 
 __all__ = ["RemoteStore"]
 
 _ACCEPT = "application/sparql-results+json, application/n-triples;q=0.9, text/turtle;q=0.5"
+_ACCEPT_CSV = "text/csv, application/sparql-results+json;q=0.8, application/n-triples;q=0.9, text/turtle;q=0.5"
 
 
 class RemoteStore:
@@ -59,12 +60,15 @@ class RemoteStore:
         except httpx.HTTPError as exc:
             raise EndpointError(url, f"cannot connect ({exc})") from exc
 
-    def query(self, sparql: str) -> RawResult:
-        resp = self._post(self.query_url, sparql, "application/sparql-query", _ACCEPT)
+    def query(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
+        accept = _ACCEPT_CSV if select_format == "csv" else _ACCEPT
+        resp = self._post(self.query_url, sparql, "application/sparql-query", accept)
         self._raise_for(resp, sparql)
         ctype = resp.headers.get("content-type", "").split(";")[0].strip()
         if ctype == "application/sparql-results+json":
             return RawResult("json", resp.content)
+        if ctype == "text/csv" and select_format == "csv":
+            return RawResult("csv", resp.content)
         if ctype in ("application/n-triples", "text/turtle", "application/n-quads"):
             fmt = ox.RdfFormat.from_media_type(ctype)
             if fmt is None:
