@@ -131,11 +131,11 @@ def test_terms_match_ontology() -> None:
 def test_rows_travel_as_csv_and_keep_awkward_values(kg: pharmakg.KnowledgeGraph) -> None:
     """rows() asks for SPARQL CSV on every backend; quotes, commas, newlines and non-ASCII survive."""
     kg.update(
-        'INSERT DATA { GRAPH <urn:g> { <urn:a> rdfs:label "Supplier \\"B\\", Basel\\nline 2 – µm" ; rdfs:comment "x" .'
-        " <urn:b> rdfs:comment \"y\" } }",
+        'INSERT DATA { GRAPH <urn:g> { <urn:a> rdfs:label "Supplier \\"B\\", Basel\\nline 2 Zürich µm" ; rdfs:comment "x" .'
+        ' <urn:b> rdfs:comment "y" } }',
         reason="test",
     )
     raw = kg.store.query("SELECT ?s WHERE { ?s ?p ?o }", select_format="csv")
     assert raw.kind == "csv"
     rows = kg.rows("SELECT ?s ?label WHERE { ?s rdfs:comment ?c OPTIONAL { ?s rdfs:label ?label } } ORDER BY ?s")
-    assert rows == [{"s": "urn:a", "label": 'Supplier "B", Basel\nline 2 – µm'}, {"s": "urn:b"}]
+    assert rows == [{"s": "urn:a", "label": 'Supplier "B", Basel\nline 2 Zürich µm'}, {"s": "urn:b"}]
