@@ -278,9 +278,7 @@ def _genealogy_graph(kg: KnowledgeGraph, root: str, rows: list[dict[str, str]]) 
     Material and supplier names come from one more small query over the few
     materials and suppliers met (joining them into the walk query costs a
     lookup per row; a VALUES query costs one per material)."""
-    props: dict[str, dict[str, list[str]]] = {root: {}}
-    for r in rows:
-        props.setdefault(r["x"], {}).setdefault(r["p"], []).append(r["o"])
+    props = {root: {}, **_group(rows, "x")}
     refs = {v for p in props.values() for k in ("material", "product", "supplier") for v in p.get(PKG + k, ())}
     names = _names(kg, refs)
     graph = nx.DiGraph()
@@ -289,7 +287,6 @@ def _genealogy_graph(kg: KnowledgeGraph, root: str, rows: list[dict[str, str]]) 
         kind = "batch" if _BATCH in types else "lot" if _LOT in types else "other"
         material = names.get(_first(p, PKG + "material") or _first(p, PKG + "product") or "", {})
         mkind = material.get(PKG + "materialKind")
-        status = _first(p, PKG + "lotStatus") or _first(p, PKG + "status")
         started = _first(p, PKG + "startTime")
         graph.add_node(
             n,
@@ -297,9 +294,9 @@ def _genealogy_graph(kg: KnowledgeGraph, root: str, rows: list[dict[str, str]]) 
             id=_first(p, _ID) or n.rsplit("/", 1)[-1],
             label=_first(p, _LABEL),
             material=material.get(_ID),
-            material_kind=_KIND_NAMES.get(mkind.rsplit("#", 1)[-1]) if mkind else None,
+            material_kind=_KIND_NAMES.get(_local(mkind)) if mkind else None,
             supplier=names.get(_first(p, PKG + "supplier") or "", {}).get(_LABEL),
-            status=status.rsplit("#", 1)[-1].lower() if status else None,
+            status=_status(_first(p, PKG + "lotStatus") or _first(p, PKG + "status")),
             start=_utc(started) if kind == "batch" and started else None,
         )
     for n, p in props.items():
@@ -330,9 +327,31 @@ def _names(kg: KnowledgeGraph, refs: Iterable[str]) -> dict[str, dict[str, str]]
     return {m: cache[m] for m in wanted}
 
 
+def _group(rows: list[dict[str, str]], subject: str) -> dict[str, dict[str, list[str]]]:
+    """Rows of (subject, ?p, ?o) as subject -> property IRI -> values."""
+    grouped: dict[str, dict[str, list[str]]] = {}
+    for r in rows:
+        grouped.setdefault(r[subject], {}).setdefault(r["p"], []).append(r["o"])
+    return grouped
+
+
 def _first(props: dict[str, list[str]], key: str) -> str | None:
     values = props.get(key)
     return min(values) if values else None
+
+
+def _number(props: dict[str, list[str]], key: str) -> float | None:
+    value = _first(props, key)
+    return float(value) if value is not None else None
+
+
+def _local(iri: str) -> str:
+    return iri.rsplit("#", 1)[-1]
+
+
+def _status(iri: str | None) -> str | None:
+    """pkg:Released -> "released" (lot and batch statuses are IRIs)."""
+    return _local(iri).lower() if iri else None
 
 
 def _add_details(kg: KnowledgeGraph, graph: nx.DiGraph) -> None:
@@ -454,10 +473,7 @@ def recall_scope(
   OPTIONAL {{ ?l pkg:supplier/rdfs:label ?supplier }} OPTIONAL {{ ?l pkg:receivedDate ?received }} }} ORDER BY ?lot"""
     )
     # 1. which drug-product lots each suspect lot reaches (one property-path query)
-    reach = kg.rows(
-        f"""SELECT DISTINCT ?root ?f WHERE {{ VALUES ?root {{ {values} }} ?root {_DOWN_PATH} ?f .
-  ?f pkg:material/pkg:materialKind pkg:DrugProduct }}"""
-    )
+    reach = _finished_reached(kg, suspects)
     if not reach:
         return RecallScope(suspect_frame, empty_lots, empty_ship)
     names = {
@@ -480,42 +496,40 @@ def _finished_and_shipped(kg: KnowledgeGraph, via: dict[str, set[str]]) -> tuple
     first (2 s instead of 35 ms for 70 lots at 3 000 batches; 74 s at 100 000),
     whereas ``a ?t FILTER(?t IN (...))`` keeps the lookup per lot."""
     values = _values(sorted(via))
-    lots: dict[str, dict[str, list[str]]] = {}
-    for r in kg.rows(
-        f"SELECT ?f ?p ?o WHERE {{ VALUES ?f {{ {values} }} ?f ?p ?o "
-        "FILTER(?p IN (dcterms:identifier, pkg:material, pkg:quantity, pkg:unit, pkg:lotStatus)) }"
-    ):
-        lots.setdefault(r["f"], {}).setdefault(r["p"], []).append(r["o"])
-    records: dict[str, dict[str, list[str]]] = {}
-    unweighed = [f for f, p in lots.items() if PKG + "quantity" not in p]
-    for kind, subjects in (("Shipment", list(lots)), ("MaterialProduction", unweighed)):
+    lots = _group(
+        kg.rows(
+            f"SELECT ?f ?p ?o WHERE {{ VALUES ?f {{ {values} }} ?f ?p ?o "
+            "FILTER(?p IN (dcterms:identifier, pkg:material, pkg:quantity, pkg:unit, pkg:lotStatus)) }"
+        ),
+        "f",
+    )
+
+    def records_about(subjects: list[str], kind: str) -> tuple[dict[str, dict[str, list[str]]], dict[str, str]]:
+        """Records of one class naming the lots, and the lot each names."""
         if not subjects:
-            continue
-        for r in kg.rows(
+            return {}, {}
+        rows = kg.rows(
             f"""SELECT ?f ?r ?p ?o WHERE {{ VALUES ?f {{ {_values(subjects)} }} ?r pkg:lot ?f ; a ?t . FILTER(?t IN (pkg:{kind}))
   ?r ?p ?o FILTER(?p IN (pkg:quantity, pkg:unit, pkg:customer, pkg:market, pkg:shippedDate)) }}"""
-        ):
-            rec = records.setdefault(r["r"], {"lot": [r["f"]], "type": [PKG + kind]})
-            rec.setdefault(r["p"], []).append(r["o"])
+        )
+        return _group(rows, "r"), {r["r"]: r["f"] for r in rows}
+
+    shipped, shipped_lot = records_about(list(lots), "Shipment")
+    made, made_lot = records_about([f for f, p in lots.items() if PKG + "quantity" not in p], "MaterialProduction")
+    made_by_lot = {made_lot[r]: rec for r, rec in made.items() if PKG + "quantity" in rec}
     refs = [v for p in lots.values() for v in p.get(PKG + "material", ())]
-    refs += [v for rec in records.values() for v in rec.get(PKG + "customer", ())]
+    refs += [v for rec in shipped.values() for v in rec.get(PKG + "customer", ())]
     names = _names(kg, refs)
-    made = {
-        rec["lot"][0]: rec
-        for rec in records.values()
-        if rec["type"][0] == PKG + "MaterialProduction" and PKG + "quantity" in rec
-    }
     finished_rows = []
     for f, p in lots.items():
-        q = p if PKG + "quantity" in p else made.get(f, {})
-        status = _first(p, PKG + "lotStatus")
+        q = p if PKG + "quantity" in p else made_by_lot.get(f, {})
         finished_rows.append(
             {
                 "lot": _first(p, _ID),
                 "material": names.get(_first(p, PKG + "material") or "", {}).get(_ID),
-                "quantity": float(q[PKG + "quantity"][0]) if PKG + "quantity" in q else None,
+                "quantity": _number(q, PKG + "quantity"),
                 "unit": _first(q, PKG + "unit"),
-                "status": status.rsplit("#", 1)[-1].lower() if status else None,
+                "status": _status(_first(p, PKG + "lotStatus")),
                 "via": " ".join(sorted(via.get(f, ()))),
             }
         )
@@ -523,15 +537,14 @@ def _finished_and_shipped(kg: KnowledgeGraph, via: dict[str, set[str]]) -> tuple
     finished = finished.sort_values("lot").drop_duplicates("lot").reset_index(drop=True)
     ship_rows = [
         {
-            "lot": _first(lots.get(rec["lot"][0], {}), _ID),
+            "lot": _first(lots.get(shipped_lot[r], {}), _ID),
             "customer": names.get(_first(rec, PKG + "customer") or "", {}).get(_LABEL),
             "market": _first(rec, PKG + "market"),
-            "shipped_quantity": float(rec[PKG + "quantity"][0]) if PKG + "quantity" in rec else None,
+            "shipped_quantity": _number(rec, PKG + "quantity"),
             "shipped_unit": _first(rec, PKG + "unit"),
             "shipped": _first(rec, PKG + "shippedDate"),
         }
-        for rec in records.values()
-        if rec["type"][0] == PKG + "Shipment"
+        for r, rec in shipped.items()
     ]
     shipments = pd.DataFrame(
         ship_rows, columns=["lot", "customer", "market", "shipped_quantity", "shipped_unit", "shipped"]
@@ -539,6 +552,14 @@ def _finished_and_shipped(kg: KnowledgeGraph, via: dict[str, set[str]]) -> tuple
     shipments["shipped"] = pd.to_datetime(shipments["shipped"], utc=True, format="ISO8601")
     shipments = shipments.sort_values(["lot", "shipped"]).drop_duplicates().reset_index(drop=True)
     return finished, shipments
+
+
+def _finished_reached(kg: KnowledgeGraph, roots: Iterable[str]) -> list[dict[str, str]]:
+    """Every drug-product lot (``f``, business id ``id``) downstream of each root lot or batch (``root``)."""
+    return kg.rows(
+        f"""SELECT DISTINCT ?root ?f ?id WHERE {{ VALUES ?root {{ {_values(sorted(roots))} }} ?root {_DOWN_PATH} ?f .
+  ?f pkg:material/pkg:materialKind pkg:DrugProduct ; dcterms:identifier ?id }}"""
+    )
 
 
 def _utc(value: str | pd.Timestamp) -> pd.Timestamp:
@@ -584,11 +605,8 @@ def batches_on(
     if fed_into:
         reached: dict[str, set[str]] = {}
         if len(frame):
-            for r in kg.rows(
-                f"""SELECT DISTINCT ?b ?id WHERE {{ VALUES ?b {{ {_values(set(frame["b"]))} }}
-  ?b {_DOWN_PATH} ?f . ?f pkg:material/pkg:materialKind pkg:DrugProduct ; dcterms:identifier ?id }}"""
-            ):
-                reached.setdefault(r["b"], set()).add(r["id"])
+            for r in _finished_reached(kg, set(frame["b"])):
+                reached.setdefault(r["root"], set()).add(r["id"])
         frame["fed_into"] = [" ".join(sorted(reached.get(b, ()))) for b in frame["b"]]
     return frame.drop(columns="b").reset_index(drop=True)
 

@@ -25,7 +25,8 @@ class RawResult:
     """A query answer as the backend serialised it.
 
     ``json`` bodies are SPARQL 1.1 JSON results (SELECT or ASK); ``csv`` bodies
-    SPARQL 1.1 CSV results (SELECT, when asked for); ``graph`` bodies are N-Triples (CONSTRUCT or DESCRIBE). Parsing happens once, above the backend.
+    SPARQL 1.1 CSV results (SELECT, when asked for); ``graph`` bodies are
+    N-Triples (CONSTRUCT or DESCRIBE). Parsing happens once, above the backend.
     """
 
     kind: ResultKind
