@@ -115,7 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND",
         help="material kind not to walk past (raw, intermediate, ...)",
     )
-    p.add_argument("--format", choices=("table", "csv", "json", "dot"), default="table")
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "dot"),
+        default="table",
+        help="csv/json: one node per row/object: id, kind, distance, label, material, material_kind, supplier, "
+        "status, start, equipment, deviations, oos (out-of-spec results), iri; dot: Graphviz",
+    )
 
     p = add("recall", "recall scope: finished lots and shipments reached by suspect lots")
     p.add_argument("--lot", action="append", default=[], metavar="ID", help="a suspect lot (repeatable)")
