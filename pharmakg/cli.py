@@ -123,6 +123,35 @@ def build_parser() -> argparse.ArgumentParser:
         "status, start, equipment, deviations, oos (out-of-spec results), iri; dot: Graphviz",
     )
 
+    p = add("serve", "serve the store over SPARQL 1.1 (Protocol and Graph Store Protocol) at /sparql and /store")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7878, help="TCP port (default 7878)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per CPU)")
+    p.add_argument(
+        "--update-token-file",
+        metavar="FILE",
+        help="accept updates from clients sending 'Authorization: Bearer <first line of FILE>' "
+        "(default $PHARMAKG_UPDATE_TOKEN; none: read-only)",
+    )
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds a query or update may run (default 60)")
+    p.add_argument("--row-cap", type=int, default=100_000, help="most solutions or triples per answer (default 100000)")
+    p.add_argument("--max-body", type=int, default=16 * 1024 * 1024, help="largest request body in bytes (16 MiB)")
+    p.add_argument(
+        "--allow-service",
+        action="append",
+        default=[],
+        metavar="IRI",
+        help="IRI prefix that SERVICE and LOAD may reach (repeatable; default: none)",
+    )
+    p.add_argument(
+        "--inline-ms",
+        type=float,
+        default=5.0,
+        help="a repeated request that took less than this on unchanged data runs without a thread hop (0: never)",
+    )
+    p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow browser calls from ORIGIN")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+
     p = add("recall", "recall scope: finished lots and shipments reached by suspect lots")
     p.add_argument("--lot", action="append", default=[], metavar="ID", help="a suspect lot (repeatable)")
     p.add_argument("--supplier", help="all lots of this supplier (name as in lots.csv)")
@@ -177,6 +206,8 @@ def _run(args: argparse.Namespace) -> int:
         pharmakg.restore(args.backup, args.target or _store_path(args))
         print(f"restored {args.backup} into {args.target or _store_path(args)}", file=sys.stderr)
         return 0
+    if cmd == "serve":
+        return _serve(args)
     read_only = cmd in ("query", "validate", "info", "export", "backup", "trace", "recall")
     with _open(args, read_only=read_only) as kg:
         if cmd == "demo":
@@ -280,6 +311,32 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             _print_frame(scope.to_frame(), args.format)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .kg import DEFAULT_BASE
+    from .server import ServerConfig, serve
+    from .server.config import read_token, token_digest
+
+    token = read_token(args.update_token_file)
+    config = ServerConfig(
+        store=None if args.endpoint else _store_path(args),
+        endpoint=args.endpoint,
+        update_endpoint=args.update_endpoint,
+        base=args.base or DEFAULT_BASE,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        token_sha256=token_digest(token) if token else None,
+        time_limit=args.time_limit,
+        row_cap=args.row_cap,
+        max_body=args.max_body,
+        allow_service=tuple(args.allow_service),
+        cors_origins=tuple(args.cors),
+        inline_ms=args.inline_ms,
+    )
+    serve(config, log_level=args.log_level)
     return 0
 
 

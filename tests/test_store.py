@@ -139,3 +139,24 @@ def test_rows_travel_as_csv_and_keep_awkward_values(kg: pharmakg.KnowledgeGraph)
     assert raw.kind == "csv"
     rows = kg.rows("SELECT ?s ?label WHERE { ?s rdfs:comment ?c OPTIONAL { ?s rdfs:label ?label } } ORDER BY ?s")
     assert rows == [{"s": "urn:a", "label": 'Supplier "B", Basel\nline 2 Zürich µm'}, {"s": "urn:b"}]
+
+
+def test_a_read_only_opener_sees_each_commit_of_the_writer(tmp_path) -> None:
+    """One writer, read-only readers: a reader's snapshot renews itself when the writer commits."""
+    from pharmakg.store.oxigraph import BULK_THRESHOLD_BYTES
+
+    writer = pharmakg.open(tmp_path / "store")
+    writer.update("INSERT DATA { GRAPH <urn:g> { <urn:a> <urn:p> 1 } }", reason="first")
+    reader = pharmakg.open(tmp_path / "store", read_only=True)
+    count = "SELECT (COUNT(*) AS ?n) WHERE { ?s <urn:p> ?o }"
+    assert reader.query(count)["n"][0] == 1
+    revision = reader.store.revision
+    assert reader.query(count)["n"][0] == 1 and reader.store.revision == revision  # nothing new: no reopen
+    writer.update("INSERT DATA { GRAPH <urn:g> { <urn:b> <urn:p> 2 } }", reason="second")
+    assert reader.query(count)["n"][0] == 2 and reader.store.revision != revision
+    # a big load switches the live folder; the reader follows it
+    big = b"".join(b'<urn:s%d> <urn:p> "%d" <urn:big> .\n' % (i, i) for i in range(BULK_THRESHOLD_BYTES // 30))
+    writer.store.add(big)
+    assert reader.query(count)["n"][0] == 2 + BULK_THRESHOLD_BYTES // 30
+    reader.close()
+    writer.close()

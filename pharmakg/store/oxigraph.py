@@ -6,6 +6,7 @@ On disk a pharmakg store is a folder::
       pharmakg-store.json      marker: format version (absent = not ours)
       current -> data-000003   symlink to the live RocksDB directory
       data-000003/             the live pyoxigraph database
+      revision                 replaced after every committed write
 
 Small additions go through ``Store.load`` (one RocksDB transaction). Big ones
 would be 4-5x slower that way, so they take the checkpoint path: flush,
@@ -14,6 +15,13 @@ the copy, then switch ``current`` with one atomic ``rename``. A crash before the
 rename leaves the old directory live; ``open`` removes any leftover directory
 that ``current`` does not point to. Either way the store is as before or as
 after, never between.
+
+One process writes (the RocksDB lock); others may open the store read-only.
+pyoxigraph's read-only handle is a snapshot taken when it opens, so the writer
+replaces ``revision`` (a new inode) after every commit and a read-only store
+``stat``-s it before each query (a few microseconds) and reopens when it moved.
+That is how a notebook kernel's writes reach a ``pharmakg serve`` worker or the
+Jupyter server extension on the very next query.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ __all__ = ["EmbeddedStore", "BULK_THRESHOLD_BYTES"]
 log = logging.getLogger(__name__)
 
 MARKER = "pharmakg-store.json"
+REVISION_FILE = "revision"
 FORMAT_VERSION = 1
 #: N-Quads payloads above this size take the checkpoint + bulk_load path.
 BULK_THRESHOLD_BYTES = 8 * 1024 * 1024
@@ -53,10 +62,12 @@ class EmbeddedStore:
         self.read_only = read_only
         self.path = Path(path) if path is not None else None
         self.location = str(self.path) if self.path else "memory"
-        self.revision: int | None = 0  # this process owns the store (RocksDB lock): every write goes through us
+        self.revision: int | None = 0  # moves on our own writes, and on reopening when another writer committed
+        self._seen: tuple[int, int] | None = None
         if self.path is None:
             self._store = ox.Store()
             return
+        self._seen = self._stamp()
         self._store = self._open_disk(self.path)
 
     # -- opening ---------------------------------------------------------
@@ -80,16 +91,47 @@ class EmbeddedStore:
         if meta.get("format") != FORMAT_VERSION:
             raise NotAStoreError(path, f"store format {meta.get('format')!r}, this pharmakg reads {FORMAT_VERSION}")
         live = self._live_dir()
-        if not self.read_only:
-            self._recover(live)
         try:
             if self.read_only:
                 return ox.Store.read_only(str(live))
-            return ox.Store(str(live))
+            store = ox.Store(str(live))
         except OSError as exc:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(path) from exc
             raise NotAStoreError(path, str(exc)) from exc
+        self._recover(live)  # only once we hold the lock: another writer's load may be in flight before that
+        return store
+
+    def _stamp(self) -> tuple[int, int] | None:
+        assert self.path is not None
+        try:
+            st = os.stat(self.path / REVISION_FILE)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def _signal_commit(self) -> None:
+        """Tell read-only openers of this folder that a write committed (a fresh inode each time)."""
+        if self.path is None:
+            return
+        tmp = self.path / f"{REVISION_FILE}.tmp"
+        tmp.write_text(f"{self.revision}\n")
+        os.replace(tmp, self.path / REVISION_FILE)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Reopen a read-only store if a writer committed since it opened; True when it did.
+
+        ``force`` reopens anyway: the writer's compactions delete files an old
+        read-only snapshot may still need, which surfaces as an I/O error."""
+        if not self.read_only or self.path is None:
+            return False
+        stamp = self._stamp()
+        if stamp == self._seen and not force:
+            return False
+        self._store = self._open_disk(self.path)
+        self._seen = stamp
+        self.revision = (self.revision or 0) + 1
+        return True
 
     def _live_dir(self) -> Path:
         assert self.path is not None
@@ -108,13 +150,37 @@ class EmbeddedStore:
             stale.unlink()
 
     # -- the protocol ----------------------------------------------------
-    def query(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
+    def execute(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None = None,
+        named_graphs: list[str] | None = None,
+    ) -> ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples:
+        """Run a query and hand back pyoxigraph's own result, for callers that serialise natively.
+
+        The default graph is the union of all graphs unless ``default_graph``
+        names graphs (the SPARQL protocol's ``default-graph-uri``). Evaluation is
+        lazy: errors can also surface while the result is consumed.
+        """
+        if self.read_only:
+            self.refresh()
+        kwargs: dict[str, object] = {}
+        if default_graph is not None:
+            kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graph]
+        else:
+            kwargs["use_default_graph_as_union"] = True
+        if named_graphs is not None:
+            kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
         try:
-            result = self._store.query(sparql, use_default_graph_as_union=True)
+            return self._store.query(sparql, **kwargs)  # type: ignore[arg-type]
         except SyntaxError as exc:
             raise query_error(str(exc), sparql) from exc
         except (OSError, ValueError, RuntimeError) as exc:
             raise query_error(str(exc), sparql) from exc
+
+    def query(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
+        result = self.execute(sparql)
         if isinstance(result, ox.QuerySolutions):
             if select_format == "csv":
                 return RawResult("csv", result.serialize(format=ox.QueryResultsFormat.CSV) or b"")
@@ -132,6 +198,7 @@ class EmbeddedStore:
             raise query_error(str(exc), sparql) from exc
         except (OSError, ValueError, RuntimeError) as exc:
             raise query_error(str(exc), sparql) from exc
+        self._signal_commit()
 
     def add(self, nquads: bytes = b"", *, ntriples: bytes = b"", graph: str | None = None) -> None:
         self._check_writable()
@@ -150,6 +217,7 @@ class EmbeddedStore:
             raise StoreError(f"internal N-Quads could not be parsed: {exc}") from exc
         except OSError as exc:
             raise StoreError(f"writing to {self.location} failed: {exc}") from exc
+        self._signal_commit()
 
     def _bulk_add(self, nquads: bytes, ntriples: bytes, graph: str | None) -> None:
         """Checkpoint, bulk-load into the copy, switch atomically (see module docstring)."""
@@ -176,6 +244,8 @@ class EmbeddedStore:
 
     def dump(self, *, format: str = "nq", graph: str | None = None) -> bytes:
         fmt = _FORMATS[format]
+        if self.read_only:
+            self.refresh()
         try:
             if graph is not None:
                 return self._store.dump(format=fmt, from_graph=ox.NamedNode(graph)) or b""

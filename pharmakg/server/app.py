@@ -1,0 +1,414 @@
+"""The SPARQL 1.1 Protocol and Graph Store Protocol over HTTP (Starlette; layer L6).
+
+A thin shell: requests are screened (:mod:`.guard`), run by a backend
+(:mod:`.backend`) on a pool of daemon threads, and serialised natively
+(:mod:`.formats`). Why threads and worker recycling: pyoxigraph releases the
+GIL while it evaluates, so a thread keeps the event loop free for other
+clients, but it has no way to cancel a query. When a query outlives the time
+limit the client gets a 503 at once and the worker process retires gracefully
+(``SIGTERM``: finish what is in flight, accept nothing new) while the
+supervisor in :mod:`.run` starts a fresh one; the runaway dies with its
+process. An update that outlives the limit stops its process at once, so it
+cannot commit after the client was told it did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+import pyoxigraph as ox
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.datastructures import QueryParams
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..errors import EndpointError, QueryError, StoreLockedError
+from .backend import Backend, make_backend, protected_graphs
+from .config import ENV_CONFIG, ServerConfig
+from .formats import GRAPH_TYPES, NotAcceptable, RowCapExceeded, negotiate
+from .guard import Refusal, check_query
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("pharmakg.server")
+T = TypeVar("T")
+
+#: Set by ``pharmakg serve`` in its workers: a timed-out worker may retire, a supervisor replaces it.
+ENV_SUPERVISED = "PHARMAKG_SERVE_SUPERVISED"
+_FORMATS_NS = "http://www.w3.org/ns/formats/"
+
+
+class _DaemonPool:
+    """Threads that run blocking store calls; daemon threads, so a runaway never holds up process exit."""
+
+    def __init__(self, threads: int) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for i in range(threads):
+            threading.Thread(target=self._work, name=f"pharmakg-sparql-{i}", daemon=True).start()
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, fn, args, kwargs))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            loop, future, fn, args, kwargs = self._jobs.get()
+            try:
+                outcome, error = fn(*args, **kwargs), None
+            except BaseException as exc:
+                outcome, error = None, exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome, error)
+            except RuntimeError:  # the loop is gone (worker shutting down)
+                pass
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any, error: BaseException | None) -> None:
+    if future.done():  # abandoned at the time limit
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(outcome)
+
+
+def _timed(fn: Callable[..., Any], query: str, default: Any, named: Any, accept: str | None) -> tuple[float, Any]:
+    started = time.perf_counter()
+    answer = fn(query, default_graphs=default, named_graphs=named, accept=accept)
+    return time.perf_counter() - started, answer
+
+
+class _Stopped(Exception):
+    """The time limit passed before the store answered."""
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None, **kw: Any) -> PlainTextResponse:
+    return PlainTextResponse(message.rstrip() + "\n", status_code=status, headers=headers, **kw)
+
+
+class Endpoint:
+    """Request handlers bound to one configuration and backend."""
+
+    def __init__(self, config: ServerConfig, backend: Backend, *, supervised: bool) -> None:
+        self.config = config
+        self.backend = backend
+        self.supervised = supervised
+        self.pool = _DaemonPool(threads=16)
+        self.protected = protected_graphs(config.base)
+        self._described: dict[tuple[str, str | None], tuple[bytes, str]] = {}
+        self._fast: dict[tuple[Any, ...], int] = {}  # request -> store revision at which it ran fast
+        self.inline_seconds = config.inline_ms / 1000
+
+    # -- plumbing ----------------------------------------------------------------------
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        timer = asyncio.timeout(self.config.time_limit)
+        try:
+            async with timer:
+                return await self.pool.submit(fn, *args, **kwargs)
+        except TimeoutError:
+            if timer.expired():
+                raise _Stopped from None
+            raise
+
+    def _retire(self, *, at_once: bool) -> None:
+        """Stop this worker so the runaway thread dies with it; the supervisor starts a fresh one."""
+        if not self.supervised:
+            log.warning("a request outlived the time limit; its thread runs on (no supervisor to replace this process)")
+            return
+        if at_once:
+            log.warning("an update outlived the time limit; stopping this worker now")
+            os._exit(70)
+        log.warning("a query outlived the time limit; this worker retires and is replaced")
+        grace = threading.Timer(self.config.time_limit + 5, os._exit, args=(0,))
+        grace.daemon = True
+        grace.start()
+        signal.raise_signal(signal.SIGTERM)
+
+    def _stopped(self, *, update: bool) -> Response:
+        if update:
+            message = (
+                f"the update did not finish within the time limit ({self.config.time_limit:g} s) and was stopped; "
+                "its audit record shows whether it committed"
+            )
+        else:
+            message = f"the query did not finish within the time limit ({self.config.time_limit:g} s) and was stopped"
+        return _error(503, message, background=BackgroundTask(self._retire, at_once=update))
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.config.max_body:
+            raise Refusal(413, f"request body larger than this server's cap of {self.config.max_body} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.config.max_body:
+                raise Refusal(413, f"request body larger than this server's cap of {self.config.max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _writer(self, request: Request) -> tuple[str, str]:
+        """(user, reason) for the audit record of a write, once the bearer token checks out."""
+        if not self.config.writable:
+            raise Refusal(403, "this endpoint is read-only (start it with --update-token-file to accept writes)")
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Refusal(401, "writes need 'Authorization: Bearer <token>'")
+        if not self.config.token_ok(token.strip()):
+            raise Refusal(403, "the update token is not valid")
+        client = request.client.host if request.client else "unknown client"
+        claimed = request.headers.get("x-pharmakg-user", "").strip()
+        user = f"{claimed or 'update-token holder'} via SPARQL endpoint ({client})"
+        reason = request.headers.get("x-pharmakg-reason", "").strip() or "SPARQL update through the endpoint"
+        return user, reason
+
+    # -- /sparql -------------------------------------------------------------------------
+    async def sparql(self, request: Request) -> Response:
+        try:
+            if request.method == "GET":
+                params = request.query_params
+                if "update" in params:
+                    return _error(405, "updates must be POSTed", headers={"Allow": "POST"})
+                query = params.get("query")
+                if query is None:
+                    return self._description(request)
+                return await self._query(request, query, params)
+            kind, text, params = await self._post(request)
+            if kind == "query":
+                return await self._query(request, text, params)
+            return await self._update(request, text, params)
+        except Refusal as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return _error(exc.status, exc.message, headers=headers)
+
+    async def _post(self, request: Request) -> tuple[str, str, QueryParams]:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = await self._body(request)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Refusal(400, f"the request body is not UTF-8: {exc}") from None
+        if media == "application/sparql-query":
+            return "query", text, request.query_params
+        if media == "application/sparql-update":
+            return "update", text, request.query_params
+        if media == "application/x-www-form-urlencoded":
+            form = QueryParams(parse_qsl(text, keep_blank_values=True))
+            if ("query" in form) == ("update" in form):
+                raise Refusal(400, "send exactly one of the form fields 'query' and 'update'")
+            return ("query", form["query"], form) if "query" in form else ("update", form["update"], form)
+        raise Refusal(
+            415,
+            "POST a body of type application/sparql-query, application/sparql-update "
+            "or application/x-www-form-urlencoded",
+        )
+
+    async def _query(self, request: Request, query: str, params: QueryParams) -> Response:
+        check_query(query, self.config.service_allowed)
+        default = params.getlist("default-graph-uri") or None
+        named = params.getlist("named-graph-uri") or None
+        accept = request.headers.get("accept")
+        try:
+            answer = await self._answer(query, default, named, accept)
+        except _Stopped:
+            return self._stopped(update=False)
+        except QueryError as exc:
+            return _error(400, str(exc))
+        except NotAcceptable as exc:
+            return _error(406, str(exc))
+        except RowCapExceeded as exc:
+            return _error(422, str(exc))
+        except TimeoutError as exc:
+            return _error(503, str(exc))
+        except EndpointError as exc:
+            return _error(502, str(exc))
+        return Response(answer.body, media_type=answer.media_type, headers={"Vary": "Accept"})
+
+    async def _answer(self, query: str, default: list[str] | None, named: list[str] | None, accept: str | None) -> Any:
+        """Run a query on a pool thread, or inline when this exact request was fast on this very data.
+
+        A thread hop costs about a third of a small query's throughput. A query
+        is deterministic over unchanged data, so one measured under
+        ``config.inline_ms`` at the store's current revision may run on the event
+        loop next time: it blocks the loop no longer than that. Anything new,
+        slower or on changed data goes to a thread under the time limit."""
+        key = (query, tuple(default or ()), tuple(named or ()), accept)
+        revision = self.backend.revision()
+        if revision is not None and self._fast.get(key) == revision:
+            started = time.perf_counter()
+            answer = self.backend.query(query, default_graphs=default, named_graphs=named, accept=accept)
+            if time.perf_counter() - started > self.inline_seconds:
+                self._fast.pop(key, None)
+            return answer
+        elapsed, answer = await self.call(_timed, self.backend.query, query, default, named, accept)
+        if revision is not None and elapsed < self.inline_seconds:
+            if len(self._fast) >= 4096:
+                self._fast.clear()
+            self._fast[key] = revision
+        return answer
+
+    async def _update(
+        self, request: Request, text: str, params: QueryParams, *, checked: bool = False, created: bool = False
+    ) -> Response:
+        user, reason = self._writer(request)
+        if "using-graph-uri" in params or "using-named-graph-uri" in params:
+            raise Refusal(400, "using-graph-uri / using-named-graph-uri are not supported; write USING in the update")
+        try:
+            await self.call(self.backend.update, text, user=user, reason=reason, checked=checked)
+        except _Stopped:
+            return self._stopped(update=True)
+        except QueryError as exc:
+            return _error(400, str(exc))
+        except StoreLockedError as exc:
+            return _error(503, str(exc), headers={"Retry-After": "5"})
+        except TimeoutError as exc:
+            return _error(503, str(exc))
+        except EndpointError as exc:
+            return _error(502, str(exc))
+        return Response(status_code=201 if created else 204)
+
+    def _description(self, request: Request) -> Response:
+        """The SPARQL 1.1 Service Description of this endpoint (a GET without a query)."""
+        url = str(request.url).split("?", 1)[0]
+        accept = request.headers.get("accept")
+        key = (url, accept)
+        if key not in self._described:
+            try:
+                media = negotiate(accept, "graph")
+            except NotAcceptable as exc:
+                return _error(406, str(exc))
+            languages = "sd:SPARQL11Query" + (", sd:SPARQL11Update" if self.config.writable else "")
+            formats = ", ".join(
+                f"<{_FORMATS_NS}{name}>"
+                for name in (
+                    "SPARQL_Results_JSON",
+                    "SPARQL_Results_XML",
+                    "SPARQL_Results_CSV",
+                    "SPARQL_Results_TSV",
+                    "Turtle",
+                    "N-Triples",
+                    "JSON-LD",
+                    "RDF_XML",
+                )
+            )
+            turtle = (
+                "@prefix sd: <http://www.w3.org/ns/sparql-service-description#> .\n"
+                f"<{url}#service> a sd:Service ; sd:endpoint <{url}> ;\n"
+                f"  sd:supportedLanguage {languages} ;\n"
+                f"  sd:resultFormat {formats} ;\n"
+                "  sd:feature sd:UnionDefaultGraph ;\n"
+                "  sd:defaultDataset [ a sd:Dataset ] .\n"
+            )
+            triples = [q.triple for q in ox.parse(turtle.encode(), format=ox.RdfFormat.TURTLE)]
+            body = ox.serialize(triples, format=GRAPH_TYPES[media]) or b""
+            self._described[key] = (body, f"{media}; charset=utf-8")
+        body, media_type = self._described[key]
+        return Response(body, media_type=media_type, headers={"Vary": "Accept"})
+
+    # -- /store (Graph Store HTTP Protocol) ---------------------------------------------
+    async def graph_store(self, request: Request) -> Response:
+        params = request.query_params
+        try:
+            if "default" in params:
+                raise Refusal(
+                    400, "this server's default graph is the union of its named graphs; address one with ?graph=IRI"
+                )
+            graph = params.get("graph", "")
+            try:
+                ox.NamedNode(graph)
+            except ValueError:
+                raise Refusal(400, f"?graph must be an absolute IRI, not {graph!r}") from None
+            if request.method in ("GET", "HEAD"):
+                return await self._get_graph(request, graph)
+            if graph in self.protected:
+                self._writer(request)
+                raise Refusal(403, f"<{graph}> is append-only (audit and provenance) and cannot be changed over HTTP")
+            if request.method == "DELETE":
+                self._writer(request)
+                if not await self.call(self.backend.graph_exists, graph):
+                    return _error(404, f"no graph <{graph}>")
+                return await self._update(request, f"DROP GRAPH <{graph}>", params, checked=True)
+            return await self._put_post(request, graph)
+        except Refusal as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return _error(exc.status, exc.message, headers=headers)
+        except _Stopped:
+            return self._stopped(update=False)
+
+    async def _get_graph(self, request: Request, graph: str) -> Response:
+        if not await self.call(self.backend.graph_exists, graph):
+            return _error(404, f"no graph <{graph}>")
+        sparql = f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+        response = await self._query(request, sparql, QueryParams())
+        if request.method == "HEAD":
+            return Response(status_code=response.status_code, headers=dict(response.headers))
+        return response
+
+    async def _put_post(self, request: Request, graph: str) -> Response:
+        self._writer(request)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        fmt = ox.RdfFormat.from_media_type(media) if media else None
+        if fmt is None or fmt.supports_datasets:
+            raise Refusal(415, "send the graph as Turtle, N-Triples, RDF/XML or JSON-LD (with its Content-Type)")
+        body = await self._body(request)
+        try:
+            triples = [q.triple for q in ox.parse(body, format=fmt, base_iri=graph)]
+        except SyntaxError as exc:
+            raise Refusal(400, f"malformed {fmt.name} body: {exc}") from None
+        existed = await self.call(self.backend.graph_exists, graph)
+        data = (ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b"").decode("utf-8")
+        replace = f"DROP SILENT GRAPH <{graph}> ;\n" if request.method == "PUT" else ""
+        text = f"{replace}INSERT DATA {{ GRAPH <{graph}> {{\n{data}}} }}"
+        return await self._update(request, text, QueryParams(), checked=True, created=not existed)
+
+
+def _lifespan(endpoint: Endpoint) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        endpoint.backend.close()
+
+    return lifespan
+
+
+def create_app(config: ServerConfig | None = None, *, backend: Backend | None = None) -> Starlette:
+    """The ASGI app; with no arguments it reads the configuration a ``pharmakg serve`` worker was given."""
+    if config is None:
+        config = ServerConfig.from_json(os.environ[ENV_CONFIG])
+    endpoint = Endpoint(config, backend or make_backend(config), supervised=os.environ.get(ENV_SUPERVISED) == "1")
+    middleware = []
+    if config.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["GET", "POST", "PUT", "DELETE", "HEAD"],
+                allow_headers=["Authorization", "Content-Type", "Accept", "X-PharmaKG-Reason", "X-PharmaKG-User"],
+            )
+        )
+    app = Starlette(
+        routes=[
+            Route("/sparql", endpoint.sparql, methods=["GET", "POST"]),
+            Route("/store", endpoint.graph_store, methods=["GET", "HEAD", "PUT", "POST", "DELETE"]),
+        ],
+        middleware=middleware,
+        lifespan=_lifespan(endpoint),
+    )
+    app.state.endpoint = endpoint
+    return app
