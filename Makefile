@@ -9,10 +9,10 @@ DEMO_BATCHES ?= 300
 
 .PHONY: lab test install demo lint typecheck layers unit notebooks bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml extensions/jupyter/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e extensions/jupyter
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,8 +24,8 @@ lab: demo
 	PHARMAKG_STORE=$(abspath $(DEMO_STORE)) $(BIN)/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pharmakg tests benchmarks
-	$(BIN)/ruff format --check pharmakg tests benchmarks
+	$(BIN)/ruff check pharmakg tests benchmarks extensions
+	$(BIN)/ruff format --check pharmakg tests benchmarks extensions
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

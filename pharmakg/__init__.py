@@ -54,3 +54,10 @@ __all__ = [
     "open",
     "restore",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext pharmakg``: the ``%%sparql`` cell magic."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)

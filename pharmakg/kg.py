@@ -162,6 +162,21 @@ class KnowledgeGraph:
 
         return ntriples_to_graph(raw.body)
 
+    def run(self, sparql: str) -> pd.DataFrame | bool | rdflib.Graph:
+        """Any query form: SELECT gives a DataFrame, ASK a bool, CONSTRUCT/DESCRIBE an rdflib Graph."""
+        raw = self._run(sparql)
+        if raw.kind == "graph":
+            from ._results import ntriples_to_graph
+
+            return ntriples_to_graph(raw.body)
+        if len(raw.body) < 512 and "boolean" in json.loads(raw.body):
+            from ._results import json_to_bool
+
+            return json_to_bool(raw.body)
+        from ._results import json_to_frame
+
+        return json_to_frame(raw.body)
+
     def _run(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
         """Run with the standard prefixes predeclared; error positions point into the user's text."""
         try:

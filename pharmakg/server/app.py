@@ -165,7 +165,7 @@ class Endpoint:
     def _writer(self, request: Request) -> tuple[str, str]:
         """(user, reason) for the audit record of a write, once the bearer token checks out."""
         if not self.config.writable:
-            raise Refusal(403, "this endpoint is read-only (start it with --update-token-file to accept writes)")
+            raise Refusal(403, "this endpoint is read-only: it was started without an update token")
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:

@@ -1,0 +1,283 @@
+"""Endpoint benchmark: requests/s of `pharmakg serve` vs `oxigraph serve` on the same store, load and queries.
+
+    python benchmarks/endpoint.py                          # build a 300-batch demo plant first (temp dir)
+    python benchmarks/endpoint.py --store demo-store       # an existing pharmakg store folder
+    python benchmarks/endpoint.py --seconds 15 --rounds 5  # longer, steadier figures
+
+Both servers read the same RocksDB directory (the store's ``current``):
+``oxigraph serve-read-only --union-default-graph`` is the baseline, next to
+``pharmakg serve`` with its default settings and with ``--inline-ms 0`` (every
+request through the thread pool: what a stream of distinct queries costs,
+since the inline fast path only applies to a repeated identical request).
+
+Two small queries, sent as GET ``?query=`` with ``Accept:
+application/sparql-results+json``: "small", a lot's direct inputs (one
+finished or intermediate lot that has inputs), and "1000 rows", a SELECT of
+exactly 1000 rows. Both servers must return the same row count before any
+timing (the run aborts otherwise).
+
+The load is ApacheBench: ``ab -k -c 8 -t SECONDS -n 10000000`` (8 concurrent
+connections, a bounded run), one server loaded at a time, after a 1-second
+unreported warm-up of each. Variants are interleaved within each of
+``--rounds`` rounds (the order rotates); the table gives the median req/s,
+p50 and p99 latency (ms, ab's percentile CSV) over the rounds, and the ratio
+pharmakg / oxigraph measured in this run. Target: ratio >= 0.5 on the small
+query (default variant). ab speaks HTTP/1.0: the "keep-alive" column shows
+how many requests actually reused a connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pyoxigraph
+
+import pharmakg
+from pharmakg.server import start
+from pharmakg.testing import free_port
+
+ACCEPT = "application/sparql-results+json"
+PKG = "https://w3id.org/pharmakg/ontology#"
+SMALL = f"SELECT ?in WHERE {{ ?b <{PKG}produced> <{{lot}}> ; <{PKG}consumed> ?in }}"
+ROWS_1000 = f"SELECT ?b ?p ?o WHERE {{ ?b a <{PKG}Batch> ; ?p ?o }} LIMIT 1000"
+PICK_LOT = """SELECT ?lot ?kind (COUNT(?in) AS ?inputs) WHERE {
+  ?b pkg:produced ?lot ; pkg:consumed ?in . ?lot pkg:material/pkg:materialKind ?kind
+  FILTER(?kind IN (pkg:DrugProduct, pkg:Intermediate)) } GROUP BY ?lot ?kind ORDER BY ?kind ?lot LIMIT 1"""
+BASELINE = "oxigraph serve"
+VARIANTS = (BASELINE, "pharmakg serve", "pharmakg serve --inline-ms 0")
+
+
+@dataclass(frozen=True)
+class AbRun:
+    rps: float
+    complete: int
+    keep_alive: int
+    length_failures: int
+    p50: float  # ms
+    p99: float  # ms
+
+
+def _field(text: str, label: str, default: str | None = None) -> str:
+    found = re.search(rf"^{re.escape(label)}:\s+([\d.]+)", text, re.MULTILINE)
+    if found is None:
+        if default is None:
+            raise RuntimeError(f"ab output has no {label!r} line:\n{text}")
+        return default
+    return found.group(1)
+
+
+def ab(url: str, seconds: int, concurrency: int) -> AbRun:
+    """One bounded ApacheBench run; aborts on any failed request other than a varying body length."""
+    with tempfile.NamedTemporaryFile(prefix="pharmakg-ab-", suffix=".csv", delete=False) as f:
+        csv_path = Path(f.name)
+    try:
+        cmd = ["ab", "-k", "-c", str(concurrency), "-t", str(seconds), "-n", "10000000", "-e", str(csv_path)]
+        out = subprocess.run([*cmd, "-H", f"Accept: {ACCEPT}", url], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"ab failed ({out.returncode}) on {url[:80]}...:\n{out.stderr.strip()}\n{out.stdout}")
+        text = out.stdout
+        failed = int(_field(text, "Failed requests"))
+        non2xx = int(_field(text, "Non-2xx responses", "0"))
+        detail = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", text)
+        length = int(detail.group(3)) if detail else 0
+        if non2xx or failed - length:
+            raise SystemExit(f"ab saw {non2xx} non-2xx responses and {failed} failed requests on {url[:80]}:\n{text}")
+        table = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\s+(\d+)%\s+(\d+)", text, re.MULTILINE)}
+        complete = int(_field(text, "Complete requests"))
+        percentiles = table  # ab's table is in whole ms; its CSV has fractions but reads past the end under 100
+        if complete >= 100:
+            with contextlib.suppress(OSError, ValueError):
+                rows = [line.split(",") for line in csv_path.read_text().splitlines()[1:]]
+                percentiles = {p: float(ms) for p, ms in rows} or table
+        return AbRun(
+            rps=float(_field(text, "Requests per second")),
+            complete=complete,
+            keep_alive=int(_field(text, "Keep-Alive requests", "0")),
+            length_failures=length,
+            p50=percentiles["50"],
+            p99=percentiles["99"],
+        )
+    finally:
+        csv_path.unlink(missing_ok=True)
+
+
+def oxigraph_binary() -> str:
+    return shutil.which("oxigraph") or str(Path(sys.executable).with_name("oxigraph"))
+
+
+@contextlib.contextmanager
+def oxigraph_read_only(location: Path, timeout: float = 30.0) -> Iterator[str]:
+    """``oxigraph serve-read-only --union-default-graph`` on a free loopback port; yields its query URL."""
+    binary = oxigraph_binary()
+    port = free_port()
+    cmd = [binary, "serve-read-only", "--location", str(location), "--bind", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen([*cmd, "--union-default-graph"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/query"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, params={"query": "ASK {}"}, timeout=1.0).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
+                raise SystemExit(f"oxigraph serve-read-only did not start: {err[:500]}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def row_count(url: str, query: str) -> int:
+    r = httpx.get(url, params={"query": query}, headers={"Accept": ACCEPT}, timeout=60)
+    r.raise_for_status()
+    return len(json.loads(r.content)["results"]["bindings"])
+
+
+def get_url(url: str, query: str) -> str:
+    return f"{url}?query={urllib.parse.quote(query, safe='')}"
+
+
+def version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "?"
+    return ((out.stdout or out.stderr).strip().splitlines() or ["?"])[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", type=Path, help="an existing pharmakg store folder (default: build a demo plant)")
+    ap.add_argument("--batches", type=int, default=300, help="demo plant size when --store is not given")
+    ap.add_argument("--seconds", type=int, default=8, help="length of each timed ab run")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=8, help="ab -c")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="pharmakg serve worker processes")
+    ap.add_argument("--target", type=float, default=0.5, help="pharmakg / oxigraph req/s target on the small query")
+    args = ap.parse_args()
+    if shutil.which("ab") is None:
+        raise SystemExit("ApacheBench (ab) is not installed: apt-get install apache2-utils")
+
+    with contextlib.ExitStack() as cleanup:
+        if args.store is None:
+            from pharmakg.demo import build_demo
+
+            work = Path(tempfile.mkdtemp(prefix="pharmakg-endpoint-"))
+            cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+            args.store = work / "store"
+            t = time.perf_counter()
+            with pharmakg.open(args.store) as kg:
+                build_demo(kg, batches=args.batches, seed=1, out_dir=work / "demo", reason="endpoint benchmark")
+            print(f"built a {args.batches}-batch demo plant in {time.perf_counter() - t:.1f} s")
+        if not (args.store / "current").is_symlink():
+            raise SystemExit(f"{args.store} is not a pharmakg store folder (no 'current' symlink)")
+        live = (args.store / "current").resolve()
+
+        with pharmakg.open(args.store, read_only=True) as kg:
+            triples = len(kg)
+            picked = kg.query(PICK_LOT)
+        if picked.empty:
+            raise SystemExit("no finished or intermediate lot with inputs in this store")
+        lot, kind, inputs = picked["lot"][0], picked["kind"][0], int(picked["inputs"][0])
+        queries = {"small": SMALL.replace("{lot}", lot), "1000 rows": ROWS_1000}
+
+        print(
+            f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; Python {sys.version.split()[0]}"
+        )
+        print(
+            f"pyoxigraph {pyoxigraph.__version__}; {version([oxigraph_binary(), '--version'])} CLI; "
+            f"{version(['ab', '-V']).removeprefix('This is ')}"
+        )
+        print(f"store: {args.store} -> {live.name}, {triples:,} triples (quads in named graphs)")
+        print(f"pharmakg serve: {args.workers} worker(s); oxigraph serve-read-only --union-default-graph")
+        print(
+            f"load: ab -k -c {args.concurrency} -t {args.seconds} -n 10000000, {args.rounds} round(s), "
+            "variants interleaved, one server loaded at a time, 1 s warm-up each"
+        )
+        print(f'query "small": direct inputs of {lot} ({kind.rsplit("#", 1)[-1]}, {inputs} input lots)')
+        print('query "1000 rows": ?b ?p ?o of batches, LIMIT 1000')
+
+        urls = {BASELINE: cleanup.enter_context(oxigraph_read_only(live))}
+        for name, extra in (("pharmakg serve", ()), ("pharmakg serve --inline-ms 0", ("--inline-ms", "0"))):
+            server = start(args.store, workers=args.workers, extra_args=extra)
+            cleanup.callback(server.log_path.unlink, missing_ok=True)
+            cleanup.callback(server.stop)
+            urls[name] = server.sparql_url
+
+        for qname, query in queries.items():
+            counts = {v: row_count(urls[v], query) for v in VARIANTS}
+            print(f'rows for "{qname}": ' + ", ".join(f"{v} {n}" for v, n in counts.items()))
+            if len(set(counts.values())) != 1:
+                raise SystemExit(f'row counts differ on "{qname}": {counts}')
+            if qname == "small" and counts[BASELINE] == 0:
+                raise SystemExit(f"{lot} has no inputs through the servers")
+            if qname == "1000 rows" and counts[BASELINE] != 1000:
+                raise SystemExit(f'"1000 rows" returns {counts[BASELINE]} rows (the store is too small)')
+
+        for query in queries.values():  # warm-up, not reported
+            for v in VARIANTS:
+                ab(get_url(urls[v], query), 1, args.concurrency)
+        runs: dict[tuple[str, str], list[AbRun]] = {(q, v): [] for q in queries for v in VARIANTS}
+        for r in range(args.rounds):
+            order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+            for qname, query in queries.items():
+                for v in order:
+                    runs[qname, v].append(ab(get_url(urls[v], query), args.seconds, args.concurrency))
+
+    print()
+    verdict = ""
+    for qname in queries:
+        print(f'"{qname}"')
+        print(
+            f"  {'server':<30} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'keep-alive':>15}  "
+            f"{'ratio':>5}  req/s per round"
+        )
+        base = statistics.median(x.rps for x in runs[qname, BASELINE])
+        for v in VARIANTS:
+            rs = runs[qname, v]
+            rps = statistics.median(x.rps for x in rs)
+            p50 = statistics.median(x.p50 for x in rs)
+            p99 = statistics.median(x.p99 for x in rs)
+            kept = f"{sum(x.keep_alive for x in rs)}/{sum(x.complete for x in rs)}"
+            ratio = "" if v == BASELINE else f"{rps / base:5.2f}"
+            flag = (
+                f"  (length mismatches: {sum(x.length_failures for x in rs)})"
+                if any(x.length_failures for x in rs)
+                else ""
+            )
+            each = " ".join(f"{x.rps:.0f}" for x in rs)
+            print(f"  {v:<30} {rps:8.0f} {p50:7.2f} {p99:7.2f} {kept:>15}  {ratio:>5}  {each}{flag}")
+            if qname == "small" and v == "pharmakg serve":
+                ok = rps / base >= args.target
+                verdict = (
+                    f"{'PASS' if ok else 'FAIL'}: pharmakg serve / oxigraph serve on the small query "
+                    f"{rps / base:.2f} (target >= {args.target})"
+                )
+    print("ratio: pharmakg req/s / oxigraph req/s (medians over rounds); p50/p99: medians over rounds")
+    print(verdict)
+
+
+if __name__ == "__main__":
+    main()
