@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["free_port", "oxigraph_server"]
+__all__ = ["free_port", "oxigraph_binary", "oxigraph_server"]
 
 
 def free_port() -> int:
@@ -26,7 +26,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _oxigraph_binary() -> str:
+def oxigraph_binary() -> str:
     found = shutil.which("oxigraph") or str(Path(sys.executable).with_name("oxigraph"))
     if not Path(found).exists():
         raise FileNotFoundError("the 'oxigraph' server is not installed: pip install oxigraph")
@@ -34,10 +34,17 @@ def _oxigraph_binary() -> str:
 
 
 @contextmanager
-def oxigraph_server(location: str | Path | None = None, *, timeout: float = 20.0) -> Iterator[str]:
-    """Run ``oxigraph serve --union-default-graph`` on a free loopback port; yield its base URL."""
+def oxigraph_server(
+    location: str | Path | None = None, *, read_only: bool = False, timeout: float = 20.0
+) -> Iterator[str]:
+    """Run ``oxigraph serve --union-default-graph`` on a free loopback port; yield its base URL.
+
+    ``read_only`` runs ``serve-read-only`` on an existing RocksDB directory (queries only)."""
     port = free_port()
-    cmd = [_oxigraph_binary(), "serve", "--bind", f"127.0.0.1:{port}", "--union-default-graph"]
+    if read_only and location is None:
+        raise ValueError("serve-read-only needs a location")
+    verb = "serve-read-only" if read_only else "serve"
+    cmd = [oxigraph_binary(), verb, "--bind", f"127.0.0.1:{port}", "--union-default-graph"]
     if location is not None:
         cmd += ["--location", str(location)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

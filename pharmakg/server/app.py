@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -35,6 +36,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import EndpointError, QueryError, StoreLockedError
 from .backend import Backend, make_backend, protected_graphs
@@ -94,6 +96,43 @@ def _timed(fn: Callable[..., Any], query: str, default: Any, named: Any, accept:
     return time.perf_counter() - started, answer
 
 
+@dataclass(frozen=True)
+class _Repeat:
+    """A GET answered fast at ``revision``: what to run when it comes again."""
+
+    revision: int
+    query: str
+    default: list[str] | None
+    named: list[str] | None
+    accept: str | None
+
+
+def _accept(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return bytes(value)
+    return b""
+
+
+class _FastPath:
+    """ASGI wrapper: repeated GETs on /sparql go to :meth:`Endpoint.answer_repeat`, the rest to Starlette."""
+
+    def __init__(self, app: ASGIApp, endpoint: Endpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.endpoint._fast
+            and scope["method"] == "GET"
+            and scope["path"].endswith("/sparql")
+            and await self.endpoint.answer_repeat(scope, send)
+        ):
+            return
+        await self.app(scope, receive, send)
+
+
 class _Stopped(Exception):
     """The time limit passed before the store answered."""
 
@@ -112,7 +151,7 @@ class Endpoint:
         self.pool = _DaemonPool(threads=16)
         self.protected = protected_graphs(config.base)
         self._described: dict[tuple[str, str | None], tuple[bytes, str]] = {}
-        self._fast: dict[tuple[Any, ...], int] = {}  # request -> store revision at which it ran fast
+        self._fast: dict[tuple[bytes, bytes], _Repeat] = {}  # (query string, Accept) of GETs answered fast
         self.inline_seconds = config.inline_ms / 1000
 
     # -- plumbing ----------------------------------------------------------------------
@@ -196,6 +235,9 @@ class Endpoint:
         except Refusal as exc:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             return _error(exc.status, exc.message, headers=headers)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.url.path)
+            return _error(500, "internal error (logged on the server)")
 
     async def _post(self, request: Request) -> tuple[str, str, QueryParams]:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -224,8 +266,9 @@ class Endpoint:
         default = params.getlist("default-graph-uri") or None
         named = params.getlist("named-graph-uri") or None
         accept = request.headers.get("accept")
+        revision = self.backend.revision()
         try:
-            answer = await self._answer(query, default, named, accept)
+            elapsed, answer = await self.call(_timed, self.backend.query, query, default, named, accept)
         except _Stopped:
             return self._stopped(update=False)
         except QueryError as exc:
@@ -238,30 +281,49 @@ class Endpoint:
             return _error(503, str(exc))
         except EndpointError as exc:
             return _error(502, str(exc))
+        if revision is not None and elapsed < self.inline_seconds and request.method == "GET":
+            self._remember(request, _Repeat(revision, query, default, named, accept))
         return Response(answer.body, media_type=answer.media_type, headers={"Vary": "Accept"})
 
-    async def _answer(self, query: str, default: list[str] | None, named: list[str] | None, accept: str | None) -> Any:
-        """Run a query on a pool thread, or inline when this exact request was fast on this very data.
+    # -- the fast path for repeated requests ----------------------------------------------
+    def _remember(self, request: Request, repeat: _Repeat) -> None:
+        if self.config.cors_origins:  # CORS headers come from the middleware: no shortcut around it
+            return
+        if len(self._fast) >= 4096:
+            self._fast.clear()
+        self._fast[(request.scope["query_string"], _accept(request.scope))] = repeat
 
-        A thread hop costs about a third of a small query's throughput. A query
-        is deterministic over unchanged data, so one measured under
-        ``config.inline_ms`` at the store's current revision may run on the event
-        loop next time: it blocks the loop no longer than that. Anything new,
-        slower or on changed data goes to a thread under the time limit."""
-        key = (query, tuple(default or ()), tuple(named or ()), accept)
-        revision = self.backend.revision()
-        if revision is not None and self._fast.get(key) == revision:
-            started = time.perf_counter()
-            answer = self.backend.query(query, default_graphs=default, named_graphs=named, accept=accept)
-            if time.perf_counter() - started > self.inline_seconds:
-                self._fast.pop(key, None)
-            return answer
-        elapsed, answer = await self.call(_timed, self.backend.query, query, default, named, accept)
-        if revision is not None and elapsed < self.inline_seconds:
-            if len(self._fast) >= 4096:
-                self._fast.clear()
-            self._fast[key] = revision
-        return answer
+    async def answer_repeat(self, scope: Scope, send: Send) -> bool:
+        """Answer a repeated GET on the event loop, without Starlette or a thread hop; False: not one.
+
+        A thread hop and the framework cost more than a small query itself. A
+        query is deterministic over unchanged data, so a GET whose exact query
+        string and Accept header were answered under ``config.inline_ms`` at the
+        store's current revision (guards passed, no error) is answered inline
+        the next time: it blocks the loop no longer than it did then. New, slow
+        or changed-data requests take the full path, with the time limit."""
+        key = (scope["query_string"], _accept(scope))
+        repeat = self._fast.get(key)
+        if repeat is None or repeat.revision != self.backend.revision():
+            return False
+        started = time.perf_counter()
+        try:
+            answer = self.backend.query(
+                repeat.query, default_graphs=repeat.default, named_graphs=repeat.named, accept=repeat.accept
+            )
+        except Exception:
+            self._fast.pop(key, None)
+            return False  # the full path answers, errors included
+        if time.perf_counter() - started > self.inline_seconds:
+            self._fast.pop(key, None)
+        headers = [
+            (b"content-type", answer.media_type.encode()),
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"vary", b"Accept"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+        return True
 
     async def _update(
         self, request: Request, text: str, params: QueryParams, *, checked: bool = False, created: bool = False
@@ -350,6 +412,9 @@ class Endpoint:
             return _error(exc.status, exc.message, headers=headers)
         except _Stopped:
             return self._stopped(update=False)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.url.path)
+            return _error(500, "internal error (logged on the server)")
 
     async def _get_graph(self, request: Request, graph: str) -> Response:
         if not await self.call(self.backend.graph_exists, graph):
@@ -387,7 +452,7 @@ def _lifespan(endpoint: Endpoint) -> Callable[[Starlette], AbstractAsyncContextM
     return lifespan
 
 
-def create_app(config: ServerConfig | None = None, *, backend: Backend | None = None) -> Starlette:
+def create_app(config: ServerConfig | None = None, *, backend: Backend | None = None) -> ASGIApp:
     """The ASGI app; with no arguments it reads the configuration a ``pharmakg serve`` worker was given."""
     if config is None:
         config = ServerConfig.from_json(os.environ[ENV_CONFIG])
@@ -411,4 +476,4 @@ def create_app(config: ServerConfig | None = None, *, backend: Backend | None = 
         lifespan=_lifespan(endpoint),
     )
     app.state.endpoint = endpoint
-    return app
+    return _FastPath(app, endpoint)

@@ -166,11 +166,16 @@ class RemoteBackend:
             raise EndpointError(self.config.endpoint, resp.text[:300], status=resp.status_code)
         media = resp.headers.get("content-type", "").split(";")[0].strip()
         result: Any
-        if media in ("application/sparql-results+json", "application/json"):
-            result = ox.parse_query_results(resp.content, format=ox.QueryResultsFormat.JSON)
-        else:
-            fmt = ox.RdfFormat.from_media_type(media) or ox.RdfFormat.N_TRIPLES
-            result = _Triples(q.triple for q in ox.parse(resp.content, format=fmt))
+        try:
+            if media in ("application/sparql-results+json", "application/json"):
+                result = ox.parse_query_results(resp.content, format=ox.QueryResultsFormat.JSON)
+            else:
+                fmt = ox.RdfFormat.from_media_type(media) or ox.RdfFormat.N_TRIPLES
+                result = _Triples([q.triple for q in ox.parse(resp.content, format=fmt)])
+        except (SyntaxError, ValueError) as exc:
+            raise EndpointError(
+                self.config.endpoint, f"answered {media or 'no content type'} that is not SPARQL results: {exc}"
+            ) from exc
         return serialize_result(result, accept, self.config.row_cap)
 
     def revision(self) -> int | None:

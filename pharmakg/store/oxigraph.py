@@ -67,6 +67,7 @@ class EmbeddedStore:
         if self.path is None:
             self._store = ox.Store()
             return
+        self._revision_file = os.fspath(self.path / REVISION_FILE)  # a str: stat-ed before every read-only query
         self._seen = self._stamp()
         self._store = self._open_disk(self.path)
 
@@ -103,9 +104,8 @@ class EmbeddedStore:
         return store
 
     def _stamp(self) -> tuple[int, int] | None:
-        assert self.path is not None
         try:
-            st = os.stat(self.path / REVISION_FILE)
+            st = os.stat(self._revision_file)
         except FileNotFoundError:
             return None
         return (st.st_ino, st.st_mtime_ns)
