@@ -152,6 +152,13 @@ def test_ask_and_describe(server: RunningServer) -> None:
     assert resp.json()["boolean"] is True
     resp = httpx.get(server.sparql_url, params={"query": "ASK { ?s a ?c }"}, headers={"Accept": "text/csv"})
     assert resp.text.strip() == "true"
+    lot = "<https://example.org/pharmakg/lot/L-API-1>"
+    resp = httpx.get(
+        server.sparql_url, params={"query": f"DESCRIBE {lot}"}, headers={"Accept": "application/n-triples"}
+    )
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/n-triples")
+    described = rdflib.Graph().parse(data=resp.text, format="nt")
+    assert len(described) > 3 and all(str(s) == lot.strip("<>") for s in described.subjects())
 
 
 def test_malformed_query_is_400_with_line_and_column(server: RunningServer) -> None:
@@ -489,3 +496,33 @@ def test_exposure_warning_and_config_checks() -> None:
     assert config.token_ok("abc") and not config.token_ok("abd")
     assert ServerConfig.from_json(config.to_json()) == config
     assert json.loads(config.to_json())["token_sha256"] != "abc"
+
+
+def test_an_allow_listed_service_is_reached_and_cors_can_be_enabled(store_path: Path, oxigraph_url: str) -> None:
+    httpx.post(
+        oxigraph_url + "/update",
+        content=b"INSERT DATA { GRAPH <urn:fed> { <urn:fed:lot> <urn:fed:site> 'Basel' } }",
+        headers={"Content-Type": "application/sparql-update"},
+    ).raise_for_status()
+    extra = ("--allow-service", oxigraph_url + "/", "--cors", "https://dashboard.example")
+    with start(store_path, extra_args=extra) as srv:
+        query = f"SELECT ?site WHERE {{ SERVICE <{oxigraph_url}/query> {{ <urn:fed:lot> <urn:fed:site> ?site }} }}"
+        resp = httpx.get(srv.sparql_url, params={"query": query}, headers={"Origin": "https://dashboard.example"})
+        assert resp.status_code == 200, resp.text
+        assert [b["site"]["value"] for b in resp.json()["results"]["bindings"]] == ["Basel"]
+        assert resp.headers["access-control-allow-origin"] == "https://dashboard.example"
+        other = httpx.get(srv.sparql_url, params={"query": "ASK {}"}, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_cli_serve_refuses_a_missing_store(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "pharmakg", "--store", str(tmp_path / "nothing"), "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and "nothing" in out.stderr and "error" in out.stderr
