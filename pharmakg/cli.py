@@ -123,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         "status, start, equipment, deviations, oos (out-of-spec results), iri; dot: Graphviz",
     )
 
+    p = add("rootcause", "rank the candidate causes of a deviation, with evidence and explanation")
+    p.add_argument("id", help="deviation id (or a batch id with --attribute)")
+    p.add_argument("--attribute", metavar="ID", help="the failing quality attribute, when ID is a batch")
+    p.add_argument("--top", type=int, default=10, help="show the K best causes (default 10)")
+    p.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="json: a list ordered best first, each with id, kind, score, p, prior, link, evidence, explanation, iri",
+    )
+
     p = add("serve", "serve the store over SPARQL 1.1 (Protocol and Graph Store Protocol) at /sparql and /store")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7878, help="TCP port (default 7878)")
@@ -183,7 +194,7 @@ def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     path = _store_path(args)
     if read_only and not Path(path).exists():
         raise pharmakg.NotAStoreError(path, "no store here (create one with 'pharmakg demo' or 'pharmakg load')")
-    return pharmakg.open(path, base=base)
+    return pharmakg.open(path, base=base, read_only=read_only)
 
 
 def _print_frame(frame: Any, fmt: str) -> None:
@@ -208,7 +219,15 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if cmd == "serve":
         return _serve(args)
-    read_only = cmd in ("query", "validate", "info", "export", "backup", "trace", "recall")
+    read_only = cmd in (
+        "query",
+        "validate",
+        "info",
+        "export",
+        "trace",
+        "recall",
+        "rootcause",
+    )  # backup flushes: read-write
     with _open(args, read_only=read_only) as kg:
         if cmd == "demo":
             from .demo import build_demo
@@ -292,6 +311,17 @@ def _run(args: argparse.Namespace) -> int:
                 for col in LIST_COLUMNS:
                     frame[col] = frame[col].map(lambda v: " ".join(v) if isinstance(v, list) else v)
                 _print_frame(frame if args.format != "table" else frame.drop(columns=["iri"]), args.format)
+        elif cmd == "rootcause":
+            from .rootcause import investigate
+
+            found = investigate(kg, args.id, attribute=args.attribute, top=args.top)
+            frame = found.to_frame().drop(columns=["rank"])
+            if not found.strong:
+                print(f"{args.id}: no strong candidate (best score below the threshold)", file=sys.stderr)
+            if args.format == "json":
+                sys.stdout.write(json.dumps(frame.to_dict(orient="records"), indent=1, ensure_ascii=False) + "\n")
+            else:
+                _print_frame(frame[["id", "kind", "score", "explanation"]], "table")
         elif cmd == "recall":
             from .trace import recall_scope
 

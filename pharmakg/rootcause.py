@@ -1,0 +1,845 @@
+"""Root-cause graph walks: from a deviation to ranked, explained candidate causes (layer L4).
+
+An investigation starts at a deviation (or a batch and a quality attribute)
+and gathers candidates from what the graph knows, never from what a
+particular plant's generator did:
+
+- **knowledge**: the quality attribute's ``impacts`` sources, followed
+  backwards over any number of links (a granule LOD that impacts hardness,
+  a dryer temperature that impacts the LOD); the strength of a path is the
+  weakest ``riskSeverity`` on it, over 10;
+- **this batch's genealogy**: every batch upstream of it (through consumed
+  and produced lots), the lots and suppliers it used, the equipment those
+  batches ran on;
+- **candidates**: process parameters (their actuals on those batches), input
+  lots (their CoA values of the linked material attributes), suppliers,
+  equipment (units, equipment modules such as tooling, and what is mounted on
+  them), and equipment events (failures, alarms, failed calibrations).
+
+Each candidate collects *evidence*, and every piece of evidence is a
+probability of seeing something at least this striking by chance, estimated
+from the plant's own history:
+
+- ``limit``: the actual lies outside its PAR (or NOR, or spec); p is how often
+  that happens in the history of that parameter or attribute, (k + 1) / (n + 1);
+- ``history``: a robust z-score against the history (median, 1.4826 x MAD);
+  p is the two-sided normal tail;
+- ``supplier``: the supplier's lots against other suppliers' lots of the same
+  material on a linked attribute, one-sided Mann-Whitney U;
+- ``enrichment``: among batches tested for the same attribute, how much more
+  often the failing ones had this factor in their genealogy than the passing
+  ones, one-sided Fisher exact test (scipy), with the odds ratio as effect size;
+- ``timing``: an event of this type on this equipment falls this close to the
+  batch; p = 1 - exp(-rate x window), the rate being that equipment's own
+  rate of such events;
+- ``calibration``: the first calibration after the batch failed, with no
+  passing one in between (the batch ran with an instrument later found out of
+  tolerance); p is the share of failed calibrations in the plant.
+
+**Score** = prior x -log10(p), with p the Fisher combination of the
+candidate's evidence (scipy ``combine_pvalues``), and prior the knowledge
+weight: the path strength from the attribute for linked parameters, material
+attributes, suppliers and the units where a linked parameter is controlled;
+1 for the deviation's own unit and batch when it names no attribute;
+``UNLINKED_PRIOR`` for everything the graph has no path for (equipment,
+lots and events met in the genealogy), so data alone can still raise them but
+knowledge breaks ties. A best score under ``NO_CANDIDATE_SCORE`` reads "no
+strong candidate": nothing beats a 1-in-100 chance after weighting.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from .kg import KnowledgeGraph
+
+__all__ = ["NO_CANDIDATE_SCORE", "UNLINKED_PRIOR", "Cause", "Evidence", "Investigation", "investigate"]
+
+#: Best score under this: "no strong candidate" (no cause beats a 1-in-100 chance after weighting).
+NO_CANDIDATE_SCORE = 2.0
+#: Prior of a candidate the risk assessment has no path for (met only in the genealogy).
+UNLINKED_PRIOR = 0.5
+#: Events and calibrations are looked for this many days before a batch starts.
+WINDOW_DAYS = 14.0
+#: Failing and passing batches are compared among those started within this many days of the batch,
+#: so that whatever happened to be in use at the time (a lot, a campaign) does not pass for a cause.
+ENRICHMENT_DAYS = 30.0
+_FLOOR = 1e-300
+T_MODULE = "https://w3id.org/pharmakg/ontology#EquipmentModule"
+T_CONTROL = "https://w3id.org/pharmakg/ontology#ControlModule"
+
+
+# -- results -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Evidence:
+    """One observation for a cause, with the chance of seeing it (or more) under no effect."""
+
+    kind: str  # limit | history | supplier | enrichment | timing | calibration
+    text: str
+    p: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Cause:
+    """A candidate cause: the node, how it is linked, the evidence, the score."""
+
+    id: str  # business id as loaded (a supplier's name as written)
+    kind: str  # parameter | lot | supplier | equipment | event
+    iri: str
+    label: str
+    prior: float
+    link: str  # how the knowledge links it to the deviation, in words
+    evidence: list[Evidence] = field(default_factory=list)
+    path: list[tuple[str, str, str]] = field(default_factory=list)  # (from, meaning, to) IRIs
+    p: float = 1.0
+    score: float = 0.0
+
+    def sentence(self) -> str:
+        """One line a QA reviewer can read: what, how strong, why."""
+        lines = "; ".join(e.text for e in sorted(self.evidence, key=lambda e: e.p)[:3])
+        return f"{self.kind} {self.label}: {lines or 'no evidence'} (score {self.score:.1f}, p = {self.p:.1g})"
+
+
+@dataclass
+class Investigation:
+    """The ranked causes of one deviation, with their evidence and explanation paths."""
+
+    deviation: str | None
+    batch: str
+    attribute: str | None
+    causes: list[Cause]
+    graph: nx.DiGraph  # the knowledge and genealogy the explanations walk
+
+    @property
+    def strong(self) -> bool:
+        return bool(self.causes) and self.causes[0].score >= NO_CANDIDATE_SCORE
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {
+                    "rank": i,
+                    "id": c.id,
+                    "kind": c.kind,
+                    "score": round(c.score, 3),
+                    "p": c.p,
+                    "prior": c.prior,
+                    "link": c.link,
+                    "evidence": [e.text for e in c.evidence],
+                    "explanation": c.sentence(),
+                    "iri": c.iri,
+                }
+                for i, c in enumerate(self.causes, 1)
+            ],
+            columns=["rank", "id", "kind", "score", "p", "prior", "link", "evidence", "explanation", "iri"],
+        )
+
+    def explain(self, cause: Cause | str) -> nx.DiGraph:
+        """The explanation path of a cause (or its id) as a small DiGraph whose edges carry their meaning."""
+        found = cause if isinstance(cause, Cause) else next(c for c in self.causes if cause in (c.id, c.iri))
+        path = nx.DiGraph()
+        for a, meaning, b in found.path:
+            path.add_edge(a, b, meaning=meaning)
+        return path
+
+    def _repr_html_(self) -> str:
+        head = f"deviation {self.deviation or '-'} on batch {self.batch}" + (
+            f", attribute {self.attribute}" if self.attribute else ""
+        )
+        verdict = "" if self.strong else "<p><b>No strong candidate</b> (best score below the threshold).</p>"
+        rows = "".join(
+            f"<tr><td>{i}</td><td>{html.escape(c.kind)}</td><td>{html.escape(c.id)}</td>"
+            f"<td>{c.score:.1f}</td><td>{html.escape(c.sentence())}</td></tr>"
+            for i, c in enumerate(self.causes[:10], 1)
+        )
+        return (
+            f"<p>{html.escape(head)}</p>{verdict}<table><tr><th>#</th><th>kind</th><th>id</th>"
+            f"<th>score</th><th>why</th></tr>{rows}</table>"
+        )
+
+
+# -- plant facts (bulk tables, cached per store revision) ------------------------------------
+@dataclass
+class _Facts:
+    ids: dict[str, str]  # iri -> business id
+    labels: dict[str, str]
+    params: pd.DataFrame  # iri, nor_low, nor_high, par_low, par_high, step_class, criticality
+    attrs: pd.DataFrame  # iri, material, spec_low, spec_high, kind
+    impacts: pd.DataFrame  # src, tgt, severity
+    batches: pd.DataFrame  # iri, start, end
+    consumed: pd.DataFrame  # batch, lot
+    produced: pd.DataFrame  # batch, lot
+    lots: pd.DataFrame  # iri, material, supplier
+    uses: pd.DataFrame  # batch, equipment
+    equipment: pd.DataFrame  # iri, parent, level, cls
+    pvalues: pd.DataFrame  # batch, parameter, value
+    lotattr: pd.DataFrame  # lot, attribute, value
+    results: pd.DataFrame  # batch, attribute, value
+    events: pd.DataFrame  # iri, equipment, type, time, outcome, description
+    deviations: pd.DataFrame  # iri, batch, equipment, attribute, opened, description
+
+
+def _frame(kg: KnowledgeGraph, sparql: str, columns: list[str]) -> pd.DataFrame:
+    rows = kg.rows(sparql)
+    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+
+
+def _num(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    for c in cols:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    return frame
+
+
+def _time(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    for c in cols:
+        frame[c] = pd.to_datetime(frame[c], utc=True, errors="coerce", format="ISO8601")
+    return frame
+
+
+def facts(kg: KnowledgeGraph) -> _Facts:
+    """The plant-wide tables an investigation compares against (one set of queries per store revision)."""
+    cache = kg.cache
+    if "rootcause.facts" in cache:
+        cached: _Facts = cache["rootcause.facts"]
+        return cached
+    names = kg.rows(
+        "SELECT ?x ?id ?label WHERE { VALUES ?c { pkg:ProcessParameter pkg:QualityAttribute pkg:Batch pkg:MaterialLot "
+        "pkg:Supplier pkg:Equipment pkg:Unit pkg:EquipmentModule pkg:ControlModule pkg:EquipmentEvent pkg:Deviation "
+        "pkg:Material } ?x a ?c ; dcterms:identifier ?id OPTIONAL { ?x rdfs:label ?label } }"
+    )
+    ids = {r["x"]: r["id"] for r in names}
+    labels = {r["x"]: r.get("label") or r["id"] for r in names}
+    f = _Facts(
+        ids=ids,
+        labels=labels,
+        params=_num(
+            _frame(
+                kg,
+                "SELECT ?iri ?nor_low ?nor_high ?par_low ?par_high ?step_class ?criticality WHERE { "
+                "?iri a pkg:ProcessParameter OPTIONAL { ?iri pkg:norLow ?nor_low } OPTIONAL { ?iri pkg:norHigh ?nor_high } "
+                "OPTIONAL { ?iri pkg:parLow ?par_low } OPTIONAL { ?iri pkg:parHigh ?par_high } "
+                "OPTIONAL { ?iri pkg:criticality ?criticality } "
+                "OPTIONAL { ?iri pkg:step/pkg:partOf*/pkg:equipmentClass ?step_class } }",
+                ["iri", "nor_low", "nor_high", "par_low", "par_high", "step_class", "criticality"],
+            ),
+            "nor_low",
+            "nor_high",
+            "par_low",
+            "par_high",
+        ),
+        attrs=_num(
+            _frame(
+                kg,
+                "SELECT ?iri ?material ?spec_low ?spec_high ?kind WHERE { ?iri a pkg:QualityAttribute "
+                "OPTIONAL { ?iri pkg:material ?material } OPTIONAL { ?iri pkg:specLow ?spec_low } "
+                "OPTIONAL { ?iri pkg:specHigh ?spec_high } OPTIONAL { ?iri pkg:attributeKind ?kind } }",
+                ["iri", "material", "spec_low", "spec_high", "kind"],
+            ),
+            "spec_low",
+            "spec_high",
+        ),
+        impacts=_num(
+            _frame(
+                kg,
+                "SELECT ?src ?tgt ?severity WHERE { ?i a pkg:Impact ; pkg:impactSource ?src ; pkg:impactTarget ?tgt "
+                "OPTIONAL { ?i pkg:riskSeverity ?severity } }",
+                ["src", "tgt", "severity"],
+            ),
+            "severity",
+        ),
+        batches=_time(
+            _frame(
+                kg,
+                "SELECT ?iri ?start ?end WHERE { ?iri a pkg:Batch OPTIONAL { ?iri pkg:startTime ?start } "
+                "OPTIONAL { ?iri pkg:endTime ?end } }",
+                ["iri", "start", "end"],
+            ),
+            "start",
+            "end",
+        ),
+        consumed=_frame(kg, "SELECT ?batch ?lot WHERE { ?batch pkg:consumed ?lot }", ["batch", "lot"]),
+        produced=_frame(kg, "SELECT ?batch ?lot WHERE { ?batch pkg:produced ?lot }", ["batch", "lot"]),
+        lots=_frame(
+            kg,
+            "SELECT ?iri ?material ?supplier WHERE { ?iri a pkg:MaterialLot OPTIONAL { ?iri pkg:material ?material } "
+            "OPTIONAL { ?iri pkg:supplier ?supplier } }",
+            ["iri", "material", "supplier"],
+        ),
+        uses=_frame(
+            kg, "SELECT ?batch ?equipment WHERE { ?batch pkg:usedEquipment ?equipment }", ["batch", "equipment"]
+        ),
+        equipment=_frame(
+            kg,
+            "SELECT ?iri ?parent ?level ?cls WHERE { ?iri a ?level . VALUES ?level { pkg:Unit pkg:EquipmentModule "
+            "pkg:ControlModule pkg:ProcessCell } OPTIONAL { ?iri pkg:partOf ?parent } "
+            "OPTIONAL { ?iri pkg:equipmentClass ?cls } }",
+            ["iri", "parent", "level", "cls"],
+        ),
+        pvalues=_num(
+            _frame(
+                kg,
+                "SELECT ?batch ?parameter ?value WHERE { ?v a pkg:ParameterValue ; pkg:batch ?batch ; "
+                "pkg:parameter ?parameter ; pkg:value ?value }",
+                ["batch", "parameter", "value"],
+            ),
+            "value",
+        ),
+        lotattr=_num(
+            _frame(
+                kg,
+                "SELECT ?lot ?attribute ?value WHERE { ?v a pkg:MaterialAttributeValue ; pkg:lot ?lot ; "
+                "pkg:attribute ?attribute ; pkg:value ?value }",
+                ["lot", "attribute", "value"],
+            ),
+            "value",
+        ),
+        results=_num(
+            _frame(
+                kg,
+                "SELECT ?batch ?attribute ?value WHERE { ?v a pkg:TestResult ; pkg:batch ?batch ; "
+                "pkg:attribute ?attribute ; pkg:value ?value }",
+                ["batch", "attribute", "value"],
+            ),
+            "value",
+        ),
+        events=_time(
+            _frame(
+                kg,
+                "SELECT ?iri ?equipment ?type ?time ?outcome ?description WHERE { ?iri a pkg:EquipmentEvent ; "
+                "pkg:equipment ?equipment OPTIONAL { ?iri pkg:eventType ?type } OPTIONAL { ?iri pkg:time ?time } "
+                "OPTIONAL { ?iri pkg:outcome ?outcome } OPTIONAL { ?iri pkg:description ?description } }",
+                ["iri", "equipment", "type", "time", "outcome", "description"],
+            ),
+            "time",
+        ),
+        deviations=_time(
+            _frame(
+                kg,
+                "SELECT ?iri ?batch ?equipment ?attribute ?opened ?description WHERE { ?iri a pkg:Deviation "
+                "OPTIONAL { ?iri pkg:batch ?batch } OPTIONAL { ?iri pkg:equipment ?equipment } "
+                "OPTIONAL { ?iri pkg:attribute ?attribute } OPTIONAL { ?iri pkg:opened ?opened } "
+                "OPTIONAL { ?iri pkg:description ?description } }",
+                ["iri", "batch", "equipment", "attribute", "opened", "description"],
+            ),
+            "opened",
+        ),
+    )
+    cache["rootcause.facts"] = f
+    return f
+
+
+# -- statistics ---------------------------------------------------------------------------------
+def _robust_p(value: float, history: np.ndarray) -> tuple[float, float] | None:
+    """(z, two-sided p) of ``value`` against ``history`` by median and MAD; None when MAD is 0."""
+    history = history[~np.isnan(history)]
+    if len(history) < 8:
+        return None
+    med = float(np.median(history))
+    mad = 1.4826 * float(np.median(np.abs(history - med)))
+    if mad <= 0:
+        return None
+    from scipy.stats import norm
+
+    z = (value - med) / mad
+    return z, float(2 * norm.sf(abs(z)))
+
+
+def _band(value: float, low: float, high: float) -> bool:
+    """True when ``value`` lies outside [low, high] (a missing side is open)."""
+    return (not math.isnan(low) and value < low) or (not math.isnan(high) and value > high)
+
+
+def _limit_evidence(value: float, history: np.ndarray, limits: list[tuple[str, float, float]]) -> Evidence | None:
+    """The tightest named band the value leaves, with how often the history leaves it too."""
+    for name, low, high in limits:  # widest first: PAR before NOR, spec alone for attributes
+        if _band(value, low, high):
+            outside = sum(_band(float(h), low, high) for h in history if not math.isnan(h))
+            p = (outside + 1) / (len(history) + 1)
+            bounds = f"{'' if math.isnan(low) else f'{low:g}'}-{'' if math.isnan(high) else f'{high:g}'}"
+            return Evidence(
+                "limit",
+                f"{value:g} outside {name} {bounds} ({outside} of {len(history)} in history)",
+                p,
+                {"value": value, "band": name, "low": low, "high": high, "history_outside": outside},
+            )
+    return None
+
+
+def _combine(ps: list[float]) -> float:
+    if not ps:
+        return 1.0
+    if len(ps) == 1:
+        return max(ps[0], _FLOOR)
+    from scipy.stats import combine_pvalues
+
+    return max(float(combine_pvalues([max(p, _FLOOR) for p in ps], method="fisher").pvalue), _FLOOR)
+
+
+# -- the walk -------------------------------------------------------------------------------------
+def _upstream(f: _Facts, batch: str) -> dict[str, int]:
+    """Every batch upstream of ``batch`` (itself included) with its distance in batches."""
+    producer = f.produced.groupby("lot")["batch"].apply(list).to_dict()
+    inputs = f.consumed.groupby("batch")["lot"].apply(list).to_dict()
+    seen = {batch: 0}
+    queue = deque([batch])
+    while queue:
+        b = queue.popleft()
+        for lot in inputs.get(b, ()):
+            for up in producer.get(lot, ()):
+                if up not in seen:
+                    seen[up] = seen[b] + 1
+                    queue.append(up)
+    return seen
+
+
+def _knowledge(f: _Facts, attribute: str) -> dict[str, tuple[float, list[str]]]:
+    """Sources with an impacts path to ``attribute``: (weakest severity / 10 on the strongest path, path)."""
+    into: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for src, tgt, sev in f.impacts.itertuples(index=False):
+        into[tgt].append((src, 1.0 if math.isnan(sev) else min(max(sev / 10, 0.0), 1.0)))
+    best: dict[str, tuple[float, list[str]]] = {attribute: (1.0, [attribute])}
+    queue = deque([attribute])
+    while queue:
+        node = queue.popleft()
+        strength, path = best[node]
+        for src, w in into.get(node, ()):
+            s = min(strength, w)
+            if src not in best or s > best[src][0]:
+                best[src] = (s, [src, *path])
+                queue.append(src)
+    best.pop(attribute)
+    return best
+
+
+def _closures(f: _Facts, batches: Iterable[str]) -> pd.DataFrame:
+    """(root, batch) pairs: every batch upstream of each root, vectorised over all roots."""
+    frontier = pd.DataFrame({"root": list(batches)})
+    frontier["batch"] = frontier["root"]
+    step = f.consumed.merge(f.produced.rename(columns={"batch": "up"}), on="lot")[["batch", "up"]].drop_duplicates()
+    parts = [frontier]
+    for _ in range(20):
+        nxt = frontier.merge(step, on="batch")[["root", "up"]].rename(columns={"up": "batch"}).drop_duplicates()
+        if nxt.empty:
+            break
+        parts.append(nxt)
+        frontier = nxt
+    return pd.concat(parts).drop_duplicates()
+
+
+def _factors(f: _Facts, roots: Iterable[str]) -> pd.DataFrame:
+    """(root, factor) pairs: suppliers, input lots and equipment anywhere in each root's genealogy."""
+    closure = _closures(f, roots)
+    lots = closure.merge(f.consumed, on="batch")[["root", "lot"]]
+    lots = lots.merge(f.lots, left_on="lot", right_on="iri", how="left")
+    equipment = closure.merge(f.uses, on="batch")[["root", "equipment"]]
+    frames = [
+        lots[["root", "lot"]].rename(columns={"lot": "factor"}),
+        lots[["root", "supplier"]].dropna().rename(columns={"supplier": "factor"}),
+        equipment.rename(columns={"equipment": "factor"}),
+    ]
+    return pd.concat(frames).drop_duplicates()
+
+
+def _enrichment(f: _Facts, attribute: str, batch: str) -> dict[str, Evidence]:
+    """Fisher exact evidence per factor of ``batch``: failing vs passing batches tested for ``attribute``."""
+    from scipy.stats import fisher_exact
+
+    spec: Any = (
+        f.attrs.drop_duplicates("iri").set_index("iri").loc[attribute] if attribute in set(f.attrs["iri"]) else None
+    )
+    tested = f.results[f.results["attribute"] == attribute]
+    if spec is None or tested.empty:
+        return {}
+    low, high = float(spec["spec_low"]), float(spec["spec_high"])
+    starts = f.batches.drop_duplicates("iri").set_index("iri")["start"]
+    when = starts.get(batch)
+    if when is not None and not pd.isna(when):
+        near = starts[(starts - when).abs() <= pd.Timedelta(days=ENRICHMENT_DAYS)].index
+        tested = tested[tested["batch"].isin(near)]
+    fails = tested[[_band(v, low, high) for v in tested["value"]]]["batch"]
+    flagged = f.deviations[f.deviations["attribute"] == attribute]["batch"].dropna()
+    flagged = flagged[flagged.isin(set(tested["batch"]))]
+    failing = set(fails) | set(flagged) | {batch}
+    population = set(tested["batch"]) | failing
+    passing = population - failing
+    if not passing:
+        return {}
+    factors = _factors(f, population)
+    mine = set(factors[factors["root"] == batch]["factor"])
+    factors = factors[factors["factor"].isin(mine)]
+    out: dict[str, Evidence] = {}
+    by_factor = factors.groupby("factor")["root"].apply(set)
+    start_of = starts.to_dict()
+    for factor, roots in by_factor.items():
+        # concurrent controls: only batches made while the factor was in use (a lot's few days,
+        # a unit's whole window), so a factor is not blamed for what else was going on at the time
+        times = [start_of[r] for r in roots if not pd.isna(start_of.get(r, pd.NaT))]
+        if times:
+            lo, hi = min(times) - pd.Timedelta(days=1), max(times) + pd.Timedelta(days=1)
+            during = {r for r in population if not pd.isna(start_of.get(r, pd.NaT)) and lo <= start_of[r] <= hi}
+        else:
+            during = population
+        fail_d, pass_d = failing & during, passing & during
+        nf, npass = len(fail_d), len(pass_d)
+        a = len(roots & fail_d)
+        c = len(roots & pass_d)
+        if a < 2 or not npass:
+            continue
+        odds = ((a + 0.5) * (npass - c + 0.5)) / ((nf - a + 0.5) * (c + 0.5))
+        p = float(fisher_exact([[a, nf - a], [c, npass - c]], alternative="greater")[1])
+        out[str(factor)] = Evidence(
+            "enrichment",
+            f"{a} of {nf} failing batches had it vs {c} of {npass} passing made meanwhile "
+            f"(odds ratio {odds:.1f}, p = {p:.1g})",
+            p,
+            {"failing_with": a, "failing": nf, "passing_with": c, "passing": npass, "odds_ratio": odds},
+        )
+    return out
+
+
+def investigate(
+    kg: KnowledgeGraph,
+    ref: str,
+    *,
+    attribute: str | None = None,
+    top: int | None = None,
+    window_days: float = WINDOW_DAYS,
+) -> Investigation:
+    """Rank the candidate causes of a deviation (its business id or IRI), or of a batch's failing attribute.
+
+    ``ref`` is a deviation, or a batch together with ``attribute`` (a quality
+    attribute id). See the module docstring for how evidence and scores combine.
+    """
+    f = facts(kg)
+    iri = kg.resolve(ref)
+    dev = f.deviations[f.deviations["iri"] == iri]
+    deviation: str | None = None
+    equipment: str | None = None
+    opened = pd.NaT
+    if not dev.empty:
+        row = dev.iloc[0]
+        deviation, batch = iri, row["batch"]
+        equipment = row["equipment"] if isinstance(row["equipment"], str) else None
+        attr_iri = row["attribute"] if isinstance(row["attribute"], str) else None
+        opened = row["opened"]
+    else:
+        batch = iri
+        attr_iri = kg.resolve(attribute) if attribute else None
+    if not isinstance(batch, str):
+        raise ValueError(f"{ref} names no batch to investigate")
+    if attribute and deviation:
+        attr_iri = kg.resolve(attribute)
+
+    upstream = _upstream(f, batch)
+    knowledge = _knowledge(f, attr_iri) if attr_iri else {}
+    causes: dict[str, Cause] = {}
+    btimes = f.batches.set_index("iri")
+
+    def cause(node: str, kind: str, prior: float, link: str, path: list[tuple[str, str, str]]) -> Cause:
+        if node not in causes:
+            label = f.ids.get(node, node) if kind != "supplier" else f.labels.get(node, f.ids.get(node, node))
+            causes[node] = Cause(
+                id=f.ids.get(node, node.rsplit("/", 1)[-1]), kind=kind, iri=node, label=label, prior=prior, link=link
+            )
+            causes[node].path = path
+        elif prior > causes[node].prior:
+            causes[node].prior, causes[node].link, causes[node].path = prior, link, path
+        return causes[node]
+
+    def genealogy_path(target_batch: str) -> list[tuple[str, str, str]]:
+        start = deviation or batch
+        edges = [(start, "raised on", batch)] if deviation else []
+        if target_batch != batch:
+            edges.append((batch, f"descends from ({upstream[target_batch]} level(s) up)", target_batch))
+        return edges
+
+    def knowledge_path(source: str) -> list[tuple[str, str, str]]:
+        if not attr_iri:
+            return []
+        chain = knowledge[source][1]
+        return [(chain[i], "impacts", chain[i + 1]) for i in range(len(chain) - 1)]
+
+    # -- parameters ------------------------------------------------------------------------
+    params: Any = f.params.drop_duplicates("iri").set_index("iri")
+    step_classes = f.params.dropna(subset=["step_class"]).groupby("iri")["step_class"].apply(set).to_dict()
+    values = f.pvalues[f.pvalues["batch"].isin(upstream)]
+    unit_classes = _classes_of(f, [equipment] if equipment else [])
+    for key, group in values.groupby(["batch", "parameter"]):
+        b, p_iri = str(key[0]), str(key[1])
+        if p_iri not in params.index:
+            continue
+        if attr_iri and p_iri not in knowledge:
+            continue
+        if not attr_iri and b != batch:
+            continue
+        meta = params.loc[p_iri]
+        value = float(group["value"].iloc[0])
+        history = f.pvalues[f.pvalues["parameter"] == p_iri]["value"].to_numpy(dtype=float)
+        limits = [
+            ("PAR", float(meta["par_low"]), float(meta["par_high"])),
+            ("NOR", float(meta["nor_low"]), float(meta["nor_high"])),
+        ]
+        ev = [e for e in (_limit_evidence(value, history, limits),) if e]
+        robust = _robust_p(value, history)
+        if robust and robust[1] < 0.05:
+            ev.append(Evidence("history", f"{value:g} is {robust[0]:+.1f} robust SD from its history", robust[1]))
+        if not ev:
+            continue
+        if attr_iri:
+            prior, link = knowledge[p_iri][0], "impacts " + f.ids.get(attr_iri, attr_iri)
+        else:
+            on_unit = bool(step_classes.get(p_iri, set()) & unit_classes)
+            prior = 1.0 if on_unit or not equipment else UNLINKED_PRIOR
+            link = "recorded on the deviation's batch" + (" and unit" if on_unit else "")
+        c = cause(p_iri, "parameter", prior, link, [*genealogy_path(b), (b, "recorded", p_iri), *knowledge_path(p_iri)])
+        c.evidence += [Evidence(e.kind, f"{f.ids.get(b, b)}: {e.text}", e.p, {**e.data, "batch": b}) for e in ev]
+
+    # -- lots and suppliers (material attributes linked to the attribute) ---------------------
+    if attr_iri:
+        attrs: Any = f.attrs.drop_duplicates("iri").set_index("iri")
+        lots = f.consumed[f.consumed["batch"].isin(upstream)].merge(f.lots, left_on="lot", right_on="iri")
+        for a_iri, (strength, _) in knowledge.items():
+            if a_iri not in attrs.index:
+                continue
+            material = attrs.loc[a_iri, "material"]
+            mine = lots[lots["material"] == material]
+            if mine.empty:
+                continue
+            coa = f.lotattr[f.lotattr["attribute"] == a_iri].merge(f.lots, left_on="lot", right_on="iri")
+            history = coa["value"].to_numpy(dtype=float)
+            spec = [("spec", float(attrs.loc[a_iri, "spec_low"]), float(attrs.loc[a_iri, "spec_high"]))]
+            for lot_iri, batch_of_lot, supplier in (
+                mine[["lot", "batch", "supplier"]].drop_duplicates().itertuples(index=False)
+            ):
+                vals = coa[coa["lot"] == lot_iri]["value"]
+                if vals.empty:
+                    continue
+                value = float(vals.iloc[0])
+                ev = [e for e in (_limit_evidence(value, history, spec),) if e]
+                robust = _robust_p(value, history)
+                if robust and robust[1] < 0.05:
+                    ev.append(
+                        Evidence(
+                            "history",
+                            f"{f.ids.get(a_iri)} {value:g} is {robust[0]:+.1f} robust SD from the material's lots",
+                            robust[1],
+                        )
+                    )
+                path = [
+                    *genealogy_path(batch_of_lot),
+                    (batch_of_lot, "consumed", lot_iri),
+                    (lot_iri, "has", a_iri),
+                    *knowledge_path(a_iri),
+                ]
+                if ev:
+                    c = cause(lot_iri, "lot", strength, "CoA " + f.ids.get(a_iri, a_iri), path)
+                    c.evidence += ev
+                if isinstance(supplier, str):
+                    sup = cause(
+                        supplier,
+                        "supplier",
+                        strength,
+                        "supplies lots whose " + f.ids.get(a_iri, a_iri) + " matters",
+                        [*path, (lot_iri, "supplied by", supplier)],
+                    )
+                    shift = _supplier_shift(coa, supplier, material, a_iri, f)
+                    if shift and not any(
+                        e.kind == "supplier" and e.data.get("attribute") == a_iri for e in sup.evidence
+                    ):
+                        sup.evidence.append(shift)
+
+    # -- equipment and events ----------------------------------------------------------------
+    used = f.uses[f.uses["batch"].isin(upstream)]
+    controlled = _controlled_units(f, knowledge) if attr_iri else {}
+    for b, e_iri in used.itertuples(index=False):
+        if attr_iri:
+            prior, link = controlled.get(e_iri, (UNLINKED_PRIOR, "used in the genealogy"))
+        else:
+            own = e_iri == equipment or _parent(f, e_iri) == equipment
+            prior, link = (1.0, "the deviation's unit") if own else (UNLINKED_PRIOR, "used by the batch")
+        cause(e_iri, "equipment", prior, link, [*genealogy_path(b), (b, "ran on", e_iri)])
+    if equipment and equipment not in causes:
+        cause(equipment, "equipment", 1.0, "the deviation's unit", [(deviation or batch, "on", equipment)])
+    _equipment_evidence(f, causes, upstream, btimes, window_days, opened, cause, genealogy_path, equipment)
+
+    if attr_iri:
+        for factor, found in _enrichment(f, attr_iri, batch).items():
+            if factor in causes:
+                causes[factor].evidence.append(found)
+            elif factor in set(f.lots["iri"]):
+                c = cause(
+                    factor, "lot", UNLINKED_PRIOR, "input lot in the genealogy", [(deviation or batch, "used", factor)]
+                )
+                c.evidence.append(found)
+
+    modules = set(f.equipment[f.equipment["level"].isin([T_MODULE, T_CONTROL])]["iri"])
+    ranked = []
+    for c in causes.values():
+        c.evidence = list({(e.kind, e.text): e for e in c.evidence}.values())  # a lot met through two batches
+        if not c.evidence:
+            continue
+        c.p = _combine([e.p for e in c.evidence])
+        c.score = c.prior * -math.log10(c.p)
+        ranked.append(c)
+    # ties go to the more specific node: a tooling set rather than the press it is mounted on
+    ranked.sort(key=lambda c: (-round(c.score, 6), c.iri not in modules, c.id))
+    graph = nx.DiGraph()
+    for c in ranked:
+        for a, meaning, b in c.path:
+            graph.add_edge(a, b, meaning=meaning)
+    return Investigation(
+        deviation=f.ids.get(deviation, deviation) if deviation else None,
+        batch=f.ids.get(batch, batch),
+        attribute=f.ids.get(attr_iri, attr_iri) if attr_iri else None,
+        causes=ranked[:top] if top else ranked,
+        graph=graph,
+    )
+
+
+def _parent(f: _Facts, equipment: str) -> str | None:
+    rows = f.equipment[f.equipment["iri"] == equipment]["parent"]
+    return rows.iloc[0] if not rows.empty and isinstance(rows.iloc[0], str) else None
+
+
+def _classes_of(f: _Facts, units: list[str]) -> set[str]:
+    return set(f.equipment[f.equipment["iri"].isin(units)]["cls"].dropna())
+
+
+def _controlled_units(f: _Facts, knowledge: dict[str, tuple[float, list[str]]]) -> dict[str, tuple[float, str]]:
+    """Equipment whose class is the equipment class of a linked parameter's step: (path strength, why)."""
+    out: dict[str, tuple[float, str]] = {}
+    params = f.params.dropna(subset=["step_class"])
+    for p_iri, cls in params[["iri", "step_class"]].itertuples(index=False):
+        if p_iri not in knowledge:
+            continue
+        strength = knowledge[p_iri][0]
+        for e_iri in f.equipment[f.equipment["cls"] == cls]["iri"]:
+            if strength > out.get(e_iri, (0.0, ""))[0]:
+                out[e_iri] = (strength, f"controls {f.ids.get(p_iri, p_iri)}")
+    return out
+
+
+def _supplier_shift(coa: pd.DataFrame, supplier: str, material: str, attribute: str, f: _Facts) -> Evidence | None:
+    """The supplier's lots sit nearer a spec limit than other suppliers' lots (one-sided Mann-Whitney U).
+
+    Only a shift *towards* a limit counts: with two suppliers, "A differs from B"
+    holds for both, but only one of them runs closer to failing the spec."""
+    from scipy.stats import mannwhitneyu
+
+    same = coa[coa["material"] == material]
+    theirs = same[same["supplier"] == supplier]["value"].dropna()
+    others = same[same["supplier"] != supplier]["value"].dropna()
+    if len(theirs) < 3 or len(others) < 3:
+        return None
+    spec: Any = f.attrs.drop_duplicates("iri").set_index("iri").loc[attribute]
+    higher = theirs.median() > others.median()
+    limit = spec["spec_high"] if higher else spec["spec_low"]
+    if pd.isna(limit):
+        return None
+    p = float(mannwhitneyu(theirs, others, alternative="greater" if higher else "less").pvalue)
+    if p >= 0.05:
+        return None
+    return Evidence(
+        "supplier",
+        f"its {len(theirs)} lots run {'higher' if higher else 'lower'} on {f.ids.get(attribute, attribute)}, towards "
+        f"the spec limit {limit:g} (median {theirs.median():g} vs {others.median():g} for other suppliers, p = {p:.1g})",
+        p,
+        {"attribute": attribute, "median": float(theirs.median()), "others_median": float(others.median())},
+    )
+
+
+def _equipment_evidence(
+    f: _Facts,
+    causes: dict[str, Cause],
+    upstream: dict[str, int],
+    btimes: pd.DataFrame,
+    window_days: float,
+    opened: Any,
+    cause: Any,
+    genealogy_path: Any,
+    deviation_unit: str | None,
+) -> None:
+    """Events on each candidate unit (and what is mounted on it) around the batches that used it."""
+    events = f.events.dropna(subset=["time"])
+    if events.empty:
+        return
+    span_days = max((events["time"].max() - events["time"].min()).total_seconds() / 86400, 1.0)
+    children = f.equipment.dropna(subset=["parent"]).groupby("parent")["iri"].apply(set).to_dict()
+    calibrations = events[events["type"].fillna("").str.endswith("Calibration")]
+    fail_share = (calibrations["outcome"].fillna("").str.lower() == "fail").mean() if len(calibrations) else 1.0
+    used = f.uses[f.uses["batch"].isin(upstream)]
+    for e_iri in list(causes):
+        c = causes[e_iri]
+        if c.kind != "equipment":
+            continue
+        family = {e_iri} | children.get(e_iri, set())
+        mine = events[events["equipment"].isin(family)]
+        batches = set(used[used["equipment"] == e_iri]["batch"]) or set(upstream)
+        for b in batches:
+            if b not in btimes.index:
+                continue
+            start, end = btimes.loc[b, "start"], btimes.loc[b, "end"]
+            if pd.isna(start):
+                continue
+            end = end if not pd.isna(end) else start
+            lo = start - pd.Timedelta(days=window_days)
+            rows: list[Any] = list(mine.itertuples(index=False))
+            for ev in rows:
+                kind = str(ev.type or "").rsplit("#", 1)[-1]
+                if kind in ("Failure", "Alarm") and lo <= ev.time <= end + pd.Timedelta(hours=1):
+                    same = mine[mine["type"] == ev.type]
+                    rate = len(same) / span_days
+                    gap = 0.0 if start <= ev.time <= end else (start - ev.time).total_seconds() / 86400
+                    width = max((end - start).total_seconds() / 86400, 1 / 24) + 2 * max(gap, 0.0)
+                    p = 1 - math.exp(-rate * width)
+                    text = f"{kind.lower()} {f.ids.get(ev.iri, ev.iri)} on {f.ids.get(ev.equipment, ev.equipment)}"
+                    when = "during" if gap == 0 else f"{gap:.1f} d before"
+                    text += f" {when} {f.ids.get(b, b)}: {ev.description or ''}".rstrip(": ")
+                    evidence = Evidence("timing", text, p, {"event": ev.iri, "batch": b})
+                    if deviation_unit:  # a deviation about the equipment itself: the event is the candidate
+                        ec = cause(
+                            ev.iri,
+                            "event",
+                            c.prior,
+                            f"{kind.lower()} on {f.ids.get(e_iri, e_iri)}",
+                            [*c.path, (e_iri, "had event", ev.iri)],
+                        )
+                        if not any(x.data.get("event") == ev.iri for x in ec.evidence):
+                            ec.evidence.append(evidence)
+                    else:  # the unit and whatever mounted on it the batches used (tooling, spray system)
+                        for holder in [c, *(causes[m] for m in children.get(e_iri, ()) if m in causes)]:
+                            if not any(x.data.get("event") == ev.iri for x in holder.evidence):
+                                holder.evidence.append(evidence)
+            # the first calibration after the batch failed, with no passing one since
+            cal = mine[mine["type"].fillna("").str.endswith("Calibration")].sort_values("time")
+            for key, group in cal.groupby("equipment"):
+                module = str(key)
+                after = group[group["time"] >= end]
+                if after.empty:
+                    continue
+                first: Any = after.iloc[0]
+                if str(first["outcome"]).lower() == "fail":
+                    text = (
+                        f"{f.ids.get(module, module)} was found out of tolerance at its next calibration "
+                        f"{f.ids.get(first['iri'], first['iri'])} after {f.ids.get(b, b)}"
+                    )
+                    if not any(x.data.get("calibration") == first["iri"] for x in c.evidence):
+                        c.evidence.append(
+                            Evidence(
+                                "calibration",
+                                text,
+                                max(float(fail_share), 1e-3),
+                                {"calibration": first["iri"], "batch": b},
+                            )
+                        )
