@@ -109,8 +109,11 @@ class LocalBackend:
         return bool(self.reader.execute(f"ASK {{ GRAPH <{graph}> {{ }} }}"))
 
     def update(self, sparql: str, *, user: str, reason: str, checked: bool = False) -> None:
-        """Open the folder read-write for this one update; wait for another writer up to the time limit."""
-        deadline = time.monotonic() + self.config.time_limit
+        """Open the folder read-write for this one update; wait a little for another writer, then give up.
+
+        The wait stays well inside the time limit: a request stopped by the limit
+        retires its worker, which is for runaways, not for a busy writer lock."""
+        deadline = time.monotonic() + min(5.0, self.config.time_limit / 4)
         with self._write_lock:
             while True:
                 try:
