@@ -481,16 +481,26 @@ def _enrichment(f: _Facts, attribute: str, batch: str) -> dict[str, Evidence]:
     out: dict[str, Evidence] = {}
     by_factor = factors.groupby("factor")["root"].apply(set)
     start_of = starts.to_dict()
+    children = f.equipment.dropna(subset=["parent"]).groupby("parent")["iri"].apply(set).to_dict()
     for factor, roots in by_factor.items():
+        # a unit is compared without the batches that used its modules which this batch used too
+        # (a tooling set on a press): if the unit's failures all went with the module, the module explains them
+        kids = children.get(factor, set()) & mine
+        if kids:
+            with_kids = set().union(*(by_factor.get(k, set()) for k in kids))
+            roots = roots - with_kids
+            population_k, failing_k = population - with_kids, failing - with_kids
+        else:
+            population_k, failing_k = population, failing
         # concurrent controls: only batches made while the factor was in use (a lot's few days,
         # a unit's whole window), so a factor is not blamed for what else was going on at the time
         times = [start_of[r] for r in roots if not pd.isna(start_of.get(r, pd.NaT))]
         if times:
             lo, hi = min(times) - pd.Timedelta(days=1), max(times) + pd.Timedelta(days=1)
-            during = {r for r in population if not pd.isna(start_of.get(r, pd.NaT)) and lo <= start_of[r] <= hi}
+            during = {r for r in population_k if not pd.isna(start_of.get(r, pd.NaT)) and lo <= start_of[r] <= hi}
         else:
-            during = population
-        fail_d, pass_d = failing & during, passing & during
+            during = population_k
+        fail_d, pass_d = failing_k & during, (population_k - failing_k) & during
         nf, npass = len(fail_d), len(pass_d)
         a = len(roots & fail_d)
         c = len(roots & pass_d)
@@ -628,7 +638,11 @@ def investigate(
                 value = float(vals.iloc[0])
                 ev = [e for e in (_limit_evidence(value, history, spec),) if e]
                 robust = _robust_p(value, history)
-                if robust and robust[1] < 0.05:
+                # a lot typical of its own supplier's lots is explained by the supplier, not by the lot
+                own = coa[(coa["material"] == material) & (coa["supplier"] == supplier)]["value"].to_numpy(dtype=float)
+                within = _robust_p(value, own) if isinstance(supplier, str) else None
+                typical = within is not None and within[1] >= 0.05
+                if robust and robust[1] < 0.05 and not typical:
                     ev.append(
                         Evidence(
                             "history",
@@ -653,6 +667,15 @@ def investigate(
                         "supplies lots whose " + f.ids.get(a_iri, a_iri) + " matters",
                         [*path, (lot_iri, "supplied by", supplier)],
                     )
+                    if robust and robust[1] < 0.05 and typical:  # the lot is unusual because of its supplier
+                        sup.evidence.append(
+                            Evidence(
+                                "history",
+                                f"lot {f.ids.get(lot_iri, lot_iri)}: {f.ids.get(a_iri)} {value:g} is "
+                                f"{robust[0]:+.1f} robust SD from the material's lots, typical of this supplier's",
+                                robust[1],
+                            )
+                        )
                     shift = _supplier_shift(coa, supplier, material, a_iri, f)
                     if shift and not any(
                         e.kind == "supplier" and e.data.get("attribute") == a_iri for e in sup.evidence
