@@ -29,9 +29,11 @@ from the plant's own history:
 - ``enrichment``: among batches tested for the same attribute, how much more
   often the failing ones had this factor in their genealogy than the passing
   ones, one-sided Fisher exact test (scipy), with the odds ratio as effect size;
-- ``timing``: an event of this type on this equipment falls this close to the
-  batch; p = 1 - exp(-rate x window), the rate being that equipment's own
-  rate of such events;
+- ``timing``: for a deviation about the equipment itself, an event of this
+  type on it falls this close to the batch, p = 1 - exp(-rate x window); for
+  a quality failure, a burst of failures or alarms of one type on a unit in
+  the days before the batch, p = Poisson(k or more | rate x window); the rate
+  is always that equipment's own rate of such events;
 - ``calibration``: the first calibration after the batch failed, with no
   passing one in between (the batch ran with an instrument later found out of
   tolerance); p is the share of failed calibrations in the plant.
@@ -840,10 +842,27 @@ def _equipment_evidence(
                         )
                         if not any(x.data.get("event") == ev.iri for x in ec.evidence):
                             ec.evidence.append(evidence)
-                    else:  # the unit and whatever mounted on it the batches used (tooling, spray system)
-                        for holder in [c, *(causes[m] for m in children.get(e_iri, ()) if m in causes)]:
-                            if not any(x.data.get("event") == ev.iri for x in holder.evidence):
-                                holder.evidence.append(evidence)
+            if not deviation_unit:
+                # a burst: more failures or alarms of one type in the window than the equipment's own rate
+                # predicts (Poisson); one piece of evidence per type, for the unit and whatever mounted
+                # on it the batches used (a tooling set, a spray system)
+                from scipy.stats import poisson
+
+                window = mine[(mine["time"] >= lo) & (mine["time"] <= end + pd.Timedelta(hours=1))]
+                for key, group in window.groupby("type"):
+                    kind = str(key).rsplit("#", 1)[-1]
+                    if kind not in ("Failure", "Alarm"):
+                        continue
+                    expected = (mine["type"] == key).sum() / span_days * ((end - lo).total_seconds() / 86400)
+                    p_burst = float(poisson.sf(len(group) - 1, expected))
+                    text = (
+                        f"{len(group)} {kind.lower()}(s) on {f.ids.get(e_iri, e_iri)} in the {window_days:g} days "
+                        f"up to {f.ids.get(b, b)} (expected {expected:.1f}): {group['description'].iloc[-1] or ''}"
+                    ).rstrip(": ")
+                    burst = Evidence("timing", text, p_burst, {"burst": f"{e_iri}|{key}", "batch": b})
+                    for holder in [c, *(causes[m] for m in children.get(e_iri, ()) if m in causes)]:
+                        if not any(x.data.get("burst") == burst.data["burst"] for x in holder.evidence):
+                            holder.evidence.append(burst)
             # the first calibration after the batch failed, with no passing one since
             cal = mine[mine["type"].fillna("").str.endswith("Calibration")].sort_values("time")
             for key, group in cal.groupby("equipment"):
