@@ -127,6 +127,17 @@ class Investigation:
     def strong(self) -> bool:
         return bool(self.causes) and self.causes[0].score >= NO_CANDIDATE_SCORE
 
+    def __repr__(self) -> str:
+        head = self.deviation or f"{self.batch}/{self.attribute}"
+        if not self.causes:
+            return f"<Investigation {head}: no candidate>"
+        best = self.causes[0]
+        verdict = "" if self.strong else ", no strong candidate"
+        return (
+            f"<Investigation {head}: {len(self.causes)} candidates, best {best.kind} {best.id} "
+            f"(score {best.score:.1f}){verdict}>"
+        )
+
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
             [
