@@ -70,6 +70,7 @@ def serve(config: ServerConfig, *, log_level: str = "info") -> None:
         log_level=log_level,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # the audit records the peer address; X-Forwarded-For must not rewrite it
         timeout_graceful_shutdown=int(config.time_limit) + 1,
         root_path=config.root_path,
     )
