@@ -56,6 +56,7 @@ import math
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -201,6 +202,25 @@ class _Facts:
     results: pd.DataFrame  # batch, attribute, value
     events: pd.DataFrame  # iri, equipment, type, time, outcome, description
     deviations: pd.DataFrame  # iri, batch, equipment, attribute, opened, description
+
+    # lookups every investigation walks, built once per set of facts
+    @cached_property
+    def producers(self) -> dict[str, list[str]]:
+        return {str(k): v for k, v in self.produced.groupby("lot")["batch"].apply(list).items()}
+
+    @cached_property
+    def inputs(self) -> dict[str, list[str]]:
+        return {str(k): v for k, v in self.consumed.groupby("batch")["lot"].apply(list).items()}
+
+    @cached_property
+    def children(self) -> dict[str, set[str]]:
+        return {
+            str(k): v for k, v in self.equipment.dropna(subset=["parent"]).groupby("parent")["iri"].apply(set).items()
+        }
+
+    @cached_property
+    def parents(self) -> dict[str, str]:
+        return dict(self.equipment.dropna(subset=["parent"])[["iri", "parent"]].itertuples(index=False))
 
 
 def _frame(kg: KnowledgeGraph, sparql: str, columns: list[str]) -> pd.DataFrame:
@@ -402,8 +422,7 @@ def _combine(ps: list[float]) -> float:
 # -- the walk -------------------------------------------------------------------------------------
 def _upstream(f: _Facts, batch: str) -> dict[str, int]:
     """Every batch upstream of ``batch`` (itself included) with its distance in batches."""
-    producer = f.produced.groupby("lot")["batch"].apply(list).to_dict()
-    inputs = f.consumed.groupby("batch")["lot"].apply(list).to_dict()
+    producer, inputs = f.producers, f.inputs
     seen = {batch: 0}
     queue = deque([batch])
     while queue:
@@ -494,11 +513,11 @@ def _enrichment(f: _Facts, attribute: str, batch: str) -> dict[str, Evidence]:
     out: dict[str, Evidence] = {}
     by_factor = factors.groupby("factor")["root"].apply(set)
     start_of = starts.to_dict()
-    children = f.equipment.dropna(subset=["parent"]).groupby("parent")["iri"].apply(set).to_dict()
+    children = f.children
     for factor, roots in by_factor.items():
         # a unit is compared without the batches that used its modules which this batch used too
         # (a tooling set on a press): if the unit's failures all went with the module, the module explains them
-        kids = children.get(factor, set()) & mine
+        kids = children.get(str(factor), set()) & mine
         if kids:
             with_kids = set().union(*(by_factor.get(k, set()) for k in kids))
             roots = roots - with_kids
@@ -549,13 +568,11 @@ def investigate(
     dev = f.deviations[f.deviations["iri"] == iri]
     deviation: str | None = None
     equipment: str | None = None
-    opened = pd.NaT
     if not dev.empty:
         row = dev.iloc[0]
         deviation, batch = iri, row["batch"]
         equipment = row["equipment"] if isinstance(row["equipment"], str) else None
         attr_iri = row["attribute"] if isinstance(row["attribute"], str) else None
-        opened = row["opened"]
     else:
         batch = iri
         attr_iri = kg.resolve(attribute) if attribute else None
@@ -707,7 +724,7 @@ def investigate(
         cause(e_iri, "equipment", prior, link, [*genealogy_path(b), (b, "ran on", e_iri)])
     if equipment and equipment not in causes:
         cause(equipment, "equipment", 1.0, "the deviation's unit", [(deviation or batch, "on", equipment)])
-    _equipment_evidence(f, causes, upstream, btimes, window_days, opened, cause, genealogy_path, equipment)
+    _equipment_evidence(f, causes, upstream, btimes, window_days, cause, genealogy_path, equipment)
 
     if attr_iri:
         for factor, found in _enrichment(f, attr_iri, batch).items():
@@ -744,8 +761,7 @@ def investigate(
 
 
 def _parent(f: _Facts, equipment: str) -> str | None:
-    rows = f.equipment[f.equipment["iri"] == equipment]["parent"]
-    return rows.iloc[0] if not rows.empty and isinstance(rows.iloc[0], str) else None
+    return f.parents.get(equipment)
 
 
 def _classes_of(f: _Facts, units: list[str]) -> set[str]:
@@ -801,7 +817,6 @@ def _equipment_evidence(
     upstream: dict[str, int],
     btimes: pd.DataFrame,
     window_days: float,
-    opened: Any,
     cause: Any,
     genealogy_path: Any,
     deviation_unit: str | None,
@@ -811,7 +826,7 @@ def _equipment_evidence(
     if events.empty:
         return
     span_days = max((events["time"].max() - events["time"].min()).total_seconds() / 86400, 1.0)
-    children = f.equipment.dropna(subset=["parent"]).groupby("parent")["iri"].apply(set).to_dict()
+    children = f.children
     calibrations = events[events["type"].fillna("").str.endswith("Calibration")]
     fail_share = (calibrations["outcome"].fillna("").str.lower() == "fail").mean() if len(calibrations) else 1.0
     used = f.uses[f.uses["batch"].isin(upstream)]

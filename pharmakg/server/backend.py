@@ -174,7 +174,7 @@ class RemoteBackend:
                 result = ox.parse_query_results(resp.content, format=ox.QueryResultsFormat.JSON)
             else:
                 fmt = ox.RdfFormat.from_media_type(media) or ox.RdfFormat.N_TRIPLES
-                result = _Triples([q.triple for q in ox.parse(resp.content, format=fmt)])
+                result = [q.triple for q in ox.parse(resp.content, format=fmt)]
         except (SyntaxError, ValueError) as exc:
             raise EndpointError(
                 self.config.endpoint, f"answered {media or 'no content type'} that is not SPARQL results: {exc}"
@@ -194,19 +194,6 @@ class RemoteBackend:
     def close(self) -> None:
         self.client.close()
         self.kg.close()
-
-
-class _Triples:
-    """Triples parsed from a remote answer, typed like a CONSTRUCT result for :func:`serialize_result`."""
-
-    def __init__(self, triples: Iterable[ox.Triple]) -> None:
-        self._it = iter(triples)
-
-    def __iter__(self) -> _Triples:
-        return self
-
-    def __next__(self) -> ox.Triple:
-        return next(self._it)
 
 
 def make_backend(config: ServerConfig) -> Backend:
