@@ -299,11 +299,19 @@ _TAB = ("MAT-TAB", "Exemplarol 50 mg film-coated tablets", "drug_product")
 _CORE_MG = 250.0  # core tablet mass; 50 mg API = 20 %
 _COAT_GAIN = 0.03  # Opadry weight gain on cores
 _STATIONS = 50  # punch stations per press
-_MCC_LOD = 0.45  # granule LOD (%) per % water brought in with MCC
+# Drying (fluid bed), first order towards an equilibrium moisture with an Arrhenius
+# rate: LOD = E + (LOD0 - E) * exp(-k t), k = k_ref exp(-Ea/R (1/T - 1/T_ref)) (q/q_ref)^n,
+# q = airflow per kg of dryer capacity; the drying twin (pharmakg.twins) has this form.
+_MCC_LOD = 0.40  # equilibrium granule LOD (%) per % water of the MCC: the grade's sorption holds it
+_LOD_EQ = 0.4  # equilibrium LOD (%) at the normal MCC water (4.0 %)
+_DRY_K, _DRY_EA, _DRY_N = 0.0606, 30000.0, 0.8  # 1/min at 60 Cel and 2 m3/h per kg; J/mol; airflow exponent
+_DRY_QREF = 2.0  # m3/h of inlet air per kg of dryer capacity at the reference
+# Compaction (Ryshkewitch-Duckworth with a Heckel-type porosity, moisture as plasticiser):
+# hardness = H_max exp(-c exp(-K F (1 + m (LOD - 2)))), the compaction twin's form.
+_HARD_MAX, _HARD_C, _HARD_K, _HARD_M = 148.9, 1.833, 0.15, 0.333  # N, 1, 1/kN, 1/%
 # mechanism strengths, tuned so that ~3-8 % of batches get a deviation
 _WET_WATER = 5.4  # MCC water (%) of the wet supplier's lots; normal 4.0, spec <= 6.0
 _DISS_HINGE, _DISS_SLOPE = 2.45, 28.0  # dissolution falls 28 % per % granule LOD above 2.45 %
-_LOD_EQ, _DRIFT_K = 0.4, 0.107  # granule LOD (%) -> 0.4 + (LOD - 0.4) * exp(-0.107 * drift in Cel)
 _WEAR_WV, _WEAR_CU = 1.65, 12.0  # weight RSD (%) and CU acceptance value added by fully worn tooling
 _DRIFT_PEAK = 16.0  # Cel: true inlet temperature above the reading at the end of an episode (grows ~ t^2)
 _WATER_RATE = 0.015  # share of granulation batches over-wetted beyond the NOR
@@ -643,8 +651,23 @@ _PARAMS = _rows(
             1,
             None,
         ),
+        # an in-process control, not a set point: its value follows the wet mass (see _quality)
+        (
+            "P-DRY-LOD0",
+            "gran",
+            "MR-GRAN-UP3-OP1-PH2",
+            "Wet-mass moisture at the start of drying (IPC, LOD)",
+            "non-critical",
+            24.8,
+            (23.5, 26.5),
+            (20.0, 32.0),
+            "%",
+            1,
+            None,
+        ),
     ),
 )
+_IPC = ("P-DRY-LOD0",)  # measured, not set: no draws of their own, never a process deviation
 _PIDX = {p.id: i for i, p in enumerate(_PARAMS)}
 _GRAN_P = tuple(p for p in _PARAMS if p.stage == "gran")
 _COMP_P = tuple(p for p in _PARAMS if p.stage == "comp")
@@ -1127,6 +1150,8 @@ class _Plant:
         rng = self.rng("params")
         self.pv: dict[str, np.ndarray] = {}
         for p in _PARAMS:
+            if p.id in _IPC:
+                continue
             size = self.ng if p.stage == "gran" else self.n
             lo, hi = p.nor
             sd = (hi - lo) / 7
@@ -1460,29 +1485,21 @@ class _Plant:
         wet = self.g_wet_excess if "wet_excipient_supplier" in on else 0.0
         drift = self.g_drift if "drifting_dryer_sensor" in on else 0.0
         pv = self.pv
-        lod = (
-            2.0
-            + z["lod"]
-            + _MCC_LOD * (self.g_mcc_water - 4.0)
-            - 0.02 * (pv["P-DRY-TIN"] - 60.0)
-            - 0.01 * (pv["P-DRY-TIME"] - 45.0)
-            + 0.03 * (water - 30.0)
-            + _MCC_LOD * wet
-        )
-        # hotter air than recorded dries further towards the equilibrium moisture, whatever the start
-        lod = _LOD_EQ + (lod - _LOD_EQ) * np.exp(-_DRIFT_K * drift)
+        mcc = self.g_mcc_water + wet
+        # wet mass: granulation water plus the water the dry blend brings (MCC ~32 % of it)
+        lod0 = 100.0 * (water + 0.32 * mcc + 1.0) / (100.0 + water)
+        # hotter air than recorded (drift) dries faster: the recorded value hides it
+        t_true = pv["P-DRY-TIN"] + drift + 273.15
+        q = pv["P-DRY-AIR"] / _UNITS["dry"][2]
+        k = _DRY_K * np.exp(-_DRY_EA / 8.314462618 * (1.0 / t_true - 1.0 / 333.15)) * (q / _DRY_QREF) ** _DRY_N
+        eq = _LOD_EQ + _MCC_LOD * (mcc - 4.0)
+        lod = eq + (lod0 - eq) * np.exp(-k * pv["P-DRY-TIME"]) + z["lod"]
         w = self.e_kg
         agg = lambda x: _agg(self.e_c, w, x[self.e_g], self.n)  # noqa: E731
         lod_c = agg(lod)
         over_wet = np.maximum(water - 32.0, 0.0)
-        hard = (
-            110.0
-            + z["hard"]
-            + 3.0 * (self.hard_force - 12.0)
-            + 15.0 * (lod_c - 2.0)
-            - 35.0 * np.maximum(1.25 - lod_c, 0.0)
-            + 6.0 * agg(over_wet)
-        )
+        porosity = np.exp(-_HARD_K * self.hard_force * (1.0 + _HARD_M * (lod_c - 2.0)))
+        hard = _HARD_MAX * np.exp(-_HARD_C * porosity) + z["hard"] + 6.0 * agg(over_wet)
         diss = 91.0 + z["diss"] - _DISS_SLOPE * np.maximum(lod_c - _DISS_HINGE, 0.0) - 2.5 * agg(over_wet)
         cu = 4.5 + z["cu"]
         if "api_particle_size" in on:
@@ -1492,6 +1509,7 @@ class _Plant:
             cu = cu + _WEAR_CU * self.c_wear**2
             wv = wv + _WEAR_WV * self.c_wear**1.5
         assay = 100.0 + z["assay"] + 0.8 * (agg(self.g_api_assay) - 100.0)
+        self.lod0 = lod0
         return {
             "Q-GRN-LOD": lod,
             "Q-TAB-ASSAY": assay,
@@ -1506,8 +1524,8 @@ class _Plant:
         drng = self.rng("distractors2")
         ng, n = self.ng, self.n
         self.noise = {
-            "lod": _tnorm(rng, 0.12, 0.3, ng),
-            "hard": _tnorm(rng, 4.0, 8.0, n),
+            "lod": _tnorm(rng, 0.12, 0.3, ng) / 3.0,  # analyser repeatability ~0.04 % LOD
+            "hard": _tnorm(rng, 4.0, 8.0, n) / 4.0,  # mean of 10 tablets: ~1 N
             "diss": _tnorm(rng, 1.8, 4.5, n),
             "cu": _tnorm(rng, 1.2, 3.5, n),
             "wv": _tnorm(rng, 0.18, 0.5, n),
@@ -1535,8 +1553,10 @@ class _Plant:
             done = self._excursion(pid, clean, 0.02, drng, beyond_par=False, log=self.nc_excursions)
             self._excursion(pid, np.setdiff1d(clean, done), 0.002, drng, beyond_par=True, log=self.nc_excursions)
 
-        vals = self._quality_values(self.on)
         loo = {m: self._quality_values(self.on - {m}) for m in sorted(self.on)}
+        vals = self._quality_values(self.on)  # last: self.lod0 is the wet mass as it was
+        ipc = self.rng("ipc").normal(0.0, 0.1, self.ng)  # NIR/LOD reading of the wet mass
+        self.pv["P-DRY-LOD0"] = np.round(self.lod0 + ipc, 1)
         dec = {q.id: q.decimals for q in _CQAS}
         self.q = {k: np.round(v, dec[k]) for k, v in vals.items()}
         self.q["Q-TAB-DISS"] = np.minimum(self.q["Q-TAB-DISS"], 100.0)
@@ -1903,6 +1923,8 @@ class _Plant:
         )
         # process deviations: a recorded parameter value outside its PAR
         for p in _PARAMS:
+            if p.id in _IPC:
+                continue
             v = self.pv[p.id]
             pl, ph = p.par
             bad = np.flatnonzero((v < pl) | (v > ph))
@@ -2615,7 +2637,7 @@ class _Plant:
                 "normal_water_mean_pct": 4.0,
                 "spec_high_pct": 6.0,
                 "lots": [str(x) for x in self.wet_lot_ids],
-                "effect": f"granule LOD +{_MCC_LOD} % per % excess MCC water; dissolution -{_DISS_SLOPE:g} % per % LOD above {_DISS_HINGE} %",
+                "effect": f"equilibrium granule LOD +{_MCC_LOD} % per % excess MCC water; dissolution -{_DISS_SLOPE:g} % per % LOD above {_DISS_HINGE} %",
             }
         if "drifting_dryer_sensor" in self.on:
             s, e = self.drift_episodes
@@ -2631,7 +2653,7 @@ class _Plant:
                     }
                     for a, b in zip(s, e, strict=True)
                 ],
-                "effect": f"true inlet temperature = recorded + drift (recorded stays inside NOR); LOD -> {_LOD_EQ} + (LOD - {_LOD_EQ}) * exp(-{_DRIFT_K} * drift); hardness falls with LOD",
+                "effect": f"true inlet temperature = recorded + drift (recorded stays inside NOR); the drying rate follows the true temperature (Arrhenius, Ea {_DRY_EA / 1000:g} kJ/mol): over-dried granule, softer tablets",
             }
         if "worn_press_tooling" in self.on:
             s, e = self.wear_episodes
