@@ -11,6 +11,10 @@ only when used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from . import kg as _kg
 from .errors import (
     ConflictError,
     EndpointError,
@@ -54,6 +58,24 @@ __all__ = [
     "open",
     "restore",
 ]
+
+
+def _twin_shelf(kg: KnowledgeGraph) -> object:
+    from .twins.shelf import TwinShelf
+
+    return TwinShelf(kg)
+
+
+def _twin_functions(kg: KnowledgeGraph) -> dict[str, Callable[..., Any]]:
+    from .twins.sparql import functions
+
+    return functions(kg)
+
+
+# the twins layer sits above kg: it plugs in here, where both are known (imports stay lazy)
+_kg.ACCESSORS.setdefault("twins", _twin_shelf)
+if _twin_functions not in _kg.FUNCTION_PROVIDERS:
+    _kg.FUNCTION_PROVIDERS.append(_twin_functions)
 
 
 def load_ipython_extension(ipython: object) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import audit
 from . import terms as T
 from .errors import QueryError, StoreError
-from .store.base import RawResult, SelectFormat, Store, sparql_string
+from .store.base import Functions, RawResult, SelectFormat, Store, sparql_string
 from .store.oxigraph import EmbeddedStore
 
 if TYPE_CHECKING:
@@ -29,14 +29,32 @@ if TYPE_CHECKING:
     import rdflib
 
     from .ingest import LoadReport
+    from .twins.shelf import TwinShelf
     from .validate import ValidationReport
 
-__all__ = ["DEFAULT_BASE", "KnowledgeGraph", "StoreInfo", "open_store", "connect_store"]
+__all__ = [
+    "ACCESSORS",
+    "DEFAULT_BASE",
+    "FUNCTION_NAMESPACE",
+    "FUNCTION_PROVIDERS",
+    "KnowledgeGraph",
+    "StoreInfo",
+    "open_store",
+    "connect_store",
+]
 
 #: Default base for minted IRIs; set one per enterprise/site with ``base=``.
 DEFAULT_BASE = "https://example.org/pharmakg/"
 
+#: Namespace of pharmakg's SPARQL extension functions (``pkgf:predict`` ...), predeclared as ``pkgf:``.
+FUNCTION_NAMESPACE = "https://w3id.org/pharmakg/function#"
+#: Contributed by the layers above (pharmakg.twins) when ``pharmakg`` is imported: a named
+#: accessor on every KnowledgeGraph (``kg.twins``), and providers of extension functions.
+ACCESSORS: dict[str, Callable[[KnowledgeGraph], Any]] = {}
+FUNCTION_PROVIDERS: list[Callable[[KnowledgeGraph], Functions]] = []
+
 PREFIXES = f"""PREFIX pkg: <{T.PKG}>
+PREFIX pkgf: <{FUNCTION_NAMESPACE}>
 PREFIX rdf: <{T.RDF}>
 PREFIX rdfs: <{T.RDFS}>
 PREFIX xsd: <{T.XSD}>
@@ -88,6 +106,7 @@ class KnowledgeGraph:
         self.user = user or audit.current_user()
         self._cache: dict[str, Any] = {}
         self._cache_revision: int | None = None
+        self._accessors: dict[str, Any] = {}
 
     @property
     def cache(self) -> dict[str, Any]:
@@ -177,10 +196,30 @@ class KnowledgeGraph:
 
         return json_to_frame(raw.body)
 
+    def functions(self) -> dict[str, Callable[..., Any]]:
+        """The SPARQL extension functions available on this graph (IRI -> callable), fresh per query."""
+        out: dict[str, Callable[..., Any]] = {}
+        for provider in FUNCTION_PROVIDERS:
+            out.update(provider(self))
+        return out
+
+    @property
+    def twins(self) -> TwinShelf:
+        """The twins in this graph: attach, save, load, list (see pharmakg.twins)."""
+        shelf = self._accessors.get("twins")
+        if shelf is None:
+            if "twins" not in ACCESSORS:
+                raise AttributeError("twins: import pharmakg (the package) to register pharmakg.twins")
+            shelf = self._accessors["twins"] = ACCESSORS["twins"](self)
+        return shelf
+
     def _run(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
-        """Run with the standard prefixes predeclared; error positions point into the user's text."""
+        """Run with the standard prefixes predeclared; error positions point into the user's text.
+
+        Extension functions are looked up only when the text names their namespace."""
+        functions = self.functions() if ("pkgf:" in sparql or FUNCTION_NAMESPACE in sparql) else None
         try:
-            return self.store.query(PREFIXES + sparql, select_format=select_format)
+            return self.store.query(PREFIXES + sparql, select_format=select_format, functions=functions)
         except QueryError as exc:
             raise _unshift(exc, sparql) from None
 

@@ -67,6 +67,9 @@ REQUIRED = {
     "MaterialAttributeValue": {"lot", "attribute", "value"},
     "TestResult": {"sample", "attribute"},
     "Shipment": {"lot", "customer"},
+    "Twin": {"twinId", "twinVersion", "twinKind", "twinStatus", "input", "output"},
+    "TwinPort": {"portName", "via", "unit"},
+    "TwinParameter": {"parameterName", "estimate", "unit"},
 }
 
 # Alignments the brief fixes for properties (class alignments are read from the
@@ -552,6 +555,20 @@ cus:Pharmadist a pkg:Customer ; dcterms:identifier "Pharmadist" .
 shp:SH-1 a pkg:Shipment ; dcterms:identifier "SH-1" ; pkg:lot lot:B1 ; pkg:customer cus:Pharmadist ;
     pkg:market "EU" ; pkg:quantity "30.0"^^xsd:double ; pkg:unit "kg" ;
     pkg:shippedDate "2026-03-01"^^xsd:date .
+<https://example.org/pharmakg/twin/TW-1/1> a pkg:Twin ; dcterms:identifier "TW-1/1" ; pkg:twinId "TW-1" ;
+    pkg:twinVersion 1 ; pkg:twinKind "response-surface" ; pkg:twinStatus pkg:Validated ;
+    pkg:equation "y = b0 + b1 x" ; pkg:settings "{}" ; pkg:trainingSize 1 ; pkg:describes stp:SPRAY ;
+    pkg:equipmentClass "high-shear-granulator" ; pkg:fittedOn bat:B1 ;
+    pkg:input <https://example.org/pharmakg/twin/TW-1/1/input/rate> ;
+    pkg:output <https://example.org/pharmakg/twin/TW-1/1/output/diss> ;
+    pkg:modelParameter <https://example.org/pharmakg/twin/TW-1/1/param/b0> .
+<https://example.org/pharmakg/twin/TW-1/1/input/rate> a pkg:TwinPort ; dcterms:identifier "TW-1/1/input/rate" ;
+    pkg:portName "rate" ; pkg:unit "g/min" ; pkg:via "parameter" ; pkg:boundTo par:SPRAY-RATE ; pkg:order 0 .
+<https://example.org/pharmakg/twin/TW-1/1/output/diss> a pkg:TwinPort ; dcterms:identifier "TW-1/1/output/diss" ;
+    pkg:portName "diss" ; pkg:unit "%" ; pkg:via "result" ; pkg:boundTo qa:DISSO .
+<https://example.org/pharmakg/twin/TW-1/1/param/b0> a pkg:TwinParameter ; dcterms:identifier "TW-1/1/param/b0" ;
+    pkg:parameterName "b0" ; pkg:estimate "91.5"^^xsd:double ; pkg:unit "%" ; pkg:standardError "0.4"^^xsd:double ;
+    pkg:fixed false ; pkg:positive false ; pkg:order 0 .
 """
 
 EX = Namespace("https://example.org/pharmakg/")

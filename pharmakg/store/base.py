@@ -8,12 +8,13 @@ party backend (``pharmakg.stores`` entry point) implements five methods.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..errors import QueryError
 
-__all__ = ["RawResult", "Store", "as_nquads", "query_error", "sparql_string"]
+__all__ = ["Functions", "RawResult", "Store", "as_nquads", "query_error", "sparql_string"]
 
 ResultKind = Literal["json", "csv", "graph"]
 #: How SELECT solutions come back: typed SPARQL JSON, or SPARQL CSV (plain strings, cheaper to produce and parse).
@@ -33,6 +34,10 @@ class RawResult:
     body: bytes
 
 
+#: SPARQL extension functions: function IRI -> callable over pyoxigraph terms (None: unbound)
+Functions = Mapping[str, Callable[..., Any]]
+
+
 @runtime_checkable
 class Store(Protocol):
     """What pharmakg needs from a graph store.
@@ -47,8 +52,14 @@ class Store(Protocol):
     #: clients may write too (a remote server), so nothing derived from the data may be cached.
     revision: int | None
 
-    def query(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
-        """Run a query; SELECT solutions in ``select_format`` (a backend may answer JSON anyway)."""
+    def query(
+        self, sparql: str, *, select_format: SelectFormat = "json", functions: Functions | None = None
+    ) -> RawResult:
+        """Run a query; SELECT solutions in ``select_format`` (a backend may answer JSON anyway).
+
+        ``functions`` (function IRI -> callable over pyoxigraph terms) are SPARQL
+        extension functions an embedded store evaluates; a remote store leaves
+        them to the server (``pharmakg serve`` evaluates the same ones)."""
         ...
 
     def update(self, sparql: str) -> None: ...

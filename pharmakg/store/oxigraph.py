@@ -35,7 +35,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from ..errors import NotAStoreError, ReadOnlyStoreError, StoreError, StoreLockedError
-from .base import RawResult, SelectFormat, as_nquads, query_error
+from .base import Functions, RawResult, SelectFormat, as_nquads, query_error
 
 __all__ = ["EmbeddedStore", "BULK_THRESHOLD_BYTES"]
 
@@ -156,6 +156,7 @@ class EmbeddedStore:
         *,
         default_graph: list[str] | None = None,
         named_graphs: list[str] | None = None,
+        functions: Functions | None = None,
     ) -> ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples:
         """Run a query and hand back pyoxigraph's own result, for callers that serialise natively.
 
@@ -172,6 +173,8 @@ class EmbeddedStore:
             kwargs["use_default_graph_as_union"] = True
         if named_graphs is not None:
             kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+        if functions:
+            kwargs["custom_functions"] = {ox.NamedNode(k): f for k, f in functions.items()}
         try:
             return self._store.query(sparql, **kwargs)  # type: ignore[arg-type]
         except SyntaxError as exc:
@@ -179,8 +182,10 @@ class EmbeddedStore:
         except (OSError, ValueError, RuntimeError) as exc:
             raise query_error(str(exc), sparql) from exc
 
-    def query(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
-        result = self.execute(sparql)
+    def query(
+        self, sparql: str, *, select_format: SelectFormat = "json", functions: Functions | None = None
+    ) -> RawResult:
+        result = self.execute(sparql, functions=functions)
         if isinstance(result, ox.QuerySolutions):
             if select_format == "csv":
                 return RawResult("csv", result.serialize(format=ox.QueryResultsFormat.CSV) or b"")

@@ -18,7 +18,7 @@ import httpx
 import pyoxigraph as ox
 
 from ..errors import EndpointError, ReadOnlyStoreError, StoreError
-from .base import RawResult, SelectFormat, as_nquads, query_error
+from .base import Functions, RawResult, SelectFormat, as_nquads, query_error
 
 __all__ = ["RemoteStore"]
 
@@ -60,7 +60,10 @@ class RemoteStore:
         except httpx.HTTPError as exc:
             raise EndpointError(url, f"cannot connect ({exc})") from exc
 
-    def query(self, sparql: str, *, select_format: SelectFormat = "json") -> RawResult:
+    def query(
+        self, sparql: str, *, select_format: SelectFormat = "json", functions: Functions | None = None
+    ) -> RawResult:
+        # extension functions are the server's to evaluate (pharmakg serve knows pharmakg's own)
         accept = _ACCEPT_CSV if select_format == "csv" else _ACCEPT
         resp = self._post(self.query_url, sparql, "application/sparql-query", accept)
         self._raise_for(resp, sparql)
