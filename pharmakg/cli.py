@@ -163,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow browser calls from ORIGIN")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
 
+    p = add("twin", "process models on graph nodes: list, show, fit, predict, drift, status")
+    p.add_argument("action", choices=("list", "show", "fit", "predict", "drift", "status"))
+    p.add_argument("id", nargs="?", help="twin id (or a version IRI)")
+    p.add_argument("batches", nargs="*", metavar="BATCH", help="predict: these batches only")
+    p.add_argument("--version", type=int, help="a given version (default: the current one)")
+    p.add_argument("--spec", metavar="FILE", help="fit: a new twin from this JSON spec (see docs/twins.md)")
+    p.add_argument("--preset", choices=("drying", "compaction"), help="fit: a new twin of the demo plant")
+    p.add_argument("--attach", metavar="NODE", help="fit: the step/unit/equipment a new twin describes")
+    p.add_argument("--holdout", type=float, default=0.2, help="fit: share of batches held out (default 0.2)")
+    p.add_argument("--output", help="drift: which output (default: the first)")
+    p.add_argument("--to", dest="status", choices=("validated", "retired"), help="status: the new status")
+    p.add_argument("--reason", default="", help="fit/status: why (recorded in the audit trail)")
+    _format(p)
+
     p = add("recall", "recall scope: finished lots and shipments reached by suspect lots")
     p.add_argument("--lot", action="append", default=[], metavar="ID", help="a suspect lot (repeatable)")
     p.add_argument("--supplier", help="all lots of this supplier (name as in lots.csv)")
@@ -227,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
         "trace",
         "recall",
         "rootcause",
-    )  # backup flushes: read-write
+    ) or (cmd == "twin" and args.action in ("list", "show", "predict", "drift"))  # backup flushes: read-write
     with _open(args, read_only=read_only) as kg:
         if cmd == "demo":
             from .demo import build_demo
@@ -322,6 +336,8 @@ def _run(args: argparse.Namespace) -> int:
                 sys.stdout.write(json.dumps(frame.to_dict(orient="records"), indent=1, ensure_ascii=False) + "\n")
             else:
                 _print_frame(frame[["id", "kind", "score", "explanation"]], "table")
+        elif cmd == "twin":
+            return _twin(kg, args)
         elif cmd == "recall":
             from .trace import recall_scope
 
@@ -341,6 +357,63 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             _print_frame(scope.to_frame(), args.format)
+    return 0
+
+
+def _twin(kg: Any, args: argparse.Namespace) -> int:
+    import warnings
+
+    from . import twins as tw
+
+    def need(what: str, value: Any) -> Any:
+        if not value:
+            raise ValueError(f"twin {args.action} needs {what}")
+        return value
+
+    if args.action == "list":
+        _print_frame(kg.twins.list().drop(columns=["iri"]) if args.format == "table" else kg.twins.list(), args.format)
+        return 0
+    twin_id = need("a twin id", args.id)
+    if args.action == "fit":
+        reason = need("--reason (why the model changes)", args.reason)
+        if args.spec or args.preset:
+            spec = json.loads(Path(args.spec).read_text()) if args.spec else tw.DEMO_SPECS[args.preset]
+            node = need("--attach NODE (what the twin describes)", args.attach or spec.get("attach"))
+            fitted = tw.fit_twin(kg, tw.twin_from_spec(spec), holdout=args.holdout)
+            saved = kg.twins.attach(node, fitted, id=twin_id, reason=reason)
+        else:
+            saved = kg.twins.save(tw.fit_twin(kg, kg.twins.load(twin_id), holdout=args.holdout), reason=reason)
+        print(tw.card_text(saved))
+        return 0
+    twin = kg.twins.load(twin_id, version=args.version)
+    if args.action == "status":
+        changed = kg.twins.set_status(twin, need("--to STATUS", args.status), reason=need("--reason", args.reason))
+        print(f"twin {changed.meta.id} v{changed.version} is now {changed.status}", file=sys.stderr)
+    elif args.action == "show":
+        if args.format == "json":
+            print(json.dumps(tw.card.card_facts(twin), indent=1, default=str))
+        else:
+            print(tw.card_text(twin))
+    elif args.action == "predict":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = tw.predict_batches(kg, twin, args.batches or None)
+        if twin.status != "validated":
+            print(
+                f"note: twin {twin.meta.id} v{twin.version} is {twin.status}: predictions not validated",
+                file=sys.stderr,
+            )
+        keep = ["batch", "unit", "start"] + [
+            c for p in twin.outputs for c in (p.name, f"{p.name}_predicted", f"{p.name}_residual")
+        ]
+        _print_frame(frame[keep], args.format)
+    elif args.action == "drift":
+        report = tw.drift(kg, twin, output=args.output)
+        print(
+            f"{report.twin}: {len(report.alarms)} drift alarm(s) on {report.output} (sigma {report.sigma:.4g})",
+            file=sys.stderr,
+        )
+        _print_frame(report.alarms, args.format)
     return 0
 
 

@@ -157,6 +157,8 @@ class KnowledgeGraph:
         """
         raw = self._run(sparql, select_format="csv")
         if raw.kind == "csv":
+            # a literal can be long (a twin's settings carry a whole FMU): lift the csv module's 128 KiB cap
+            csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
             reader = csv.reader(io.StringIO(raw.body.decode("utf-8"), newline=""))
             head = next(reader, [])
             return [{k: v for k, v in zip(head, row, strict=True) if v} for row in reader]

@@ -28,7 +28,7 @@ import pyoxigraph as ox
 
 from .. import audit
 from ..errors import EndpointError, QueryError, StoreLockedError
-from ..kg import KnowledgeGraph, connect_store
+from ..kg import FUNCTION_NAMESPACE, KnowledgeGraph, connect_store
 from ..store.base import query_error
 from ..store.oxigraph import EmbeddedStore
 from .config import ServerConfig
@@ -87,9 +87,14 @@ class LocalBackend:
     def query(
         self, sparql: str, *, default_graphs: list[str] | None, named_graphs: list[str] | None, accept: str | None
     ) -> Answer:
+        functions = None
+        if FUNCTION_NAMESPACE in sparql:  # pharmakg's own extension functions (pkgf:predict ...)
+            functions = KnowledgeGraph(self.reader, base=self.config.base).functions()
         for attempt in (1, 2):
             try:
-                result = self.reader.execute(sparql, default_graph=default_graphs, named_graphs=named_graphs)
+                result = self.reader.execute(
+                    sparql, default_graph=default_graphs, named_graphs=named_graphs, functions=functions
+                )
                 return serialize_result(result, accept, self.config.row_cap)
             except OSError as exc:  # a file of an old snapshot compacted away by the writer
                 if attempt == 2:

@@ -14,6 +14,7 @@ enough for the CLI.
 
 from __future__ import annotations
 
+from .card import card_text, parameter_table
 from .data import history
 from .fitting import fit_twin, predict_batches
 from .model import (
@@ -29,11 +30,13 @@ from .model import (
     TwinUnitError,
 )
 from .monitor import DriftReport, drift
+from .presets import DEMO_SPECS, demo_twin, twin_from_spec
 from .registry import ENTRY_POINT_GROUP, UnknownKindError, kinds, register_twin, twin_from_dict, twin_kind
 from .shelf import TwinShelf
 from .space import DesignSpace, ScaleUp, design_space, limits, scale_up, sensitivity
 
 __all__ = [
+    "DEMO_SPECS",
     "ENTRY_POINT_GROUP",
     "STATUSES",
     "Compaction",
@@ -41,6 +44,7 @@ __all__ = [
     "DesignSpace",
     "DriftReport",
     "FitError",
+    "FMUTwin",
     "FitReport",
     "FluidBedDrying",
     "Meta",
@@ -54,24 +58,28 @@ __all__ = [
     "TwinShelf",
     "TwinUnitError",
     "UnknownKindError",
+    "card_text",
+    "demo_twin",
     "design_space",
     "drift",
     "fit_twin",
     "history",
     "kinds",
     "limits",
+    "parameter_table",
     "predict_batches",
     "register_twin",
     "scale_up",
     "sensitivity",
     "twin_from_dict",
+    "twin_from_spec",
     "twin_kind",
 ]
 
 
 def __getattr__(name: str) -> object:
     """The built-in kinds load scipy: import them on first use."""
-    if name in ("Compaction", "Degradation", "FluidBedDrying", "ResponseSurface"):
+    if name in ("Compaction", "Degradation", "FMUTwin", "FluidBedDrying", "ResponseSurface"):
         from importlib import import_module
 
         return getattr(import_module(f"{__name__}.kinds"), name)

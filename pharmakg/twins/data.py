@@ -109,7 +109,12 @@ def history(kg: KnowledgeGraph, twin: Twin, *, batches: list[str] | None = None)
     ports = [p.name for p in (*twin.inputs, *twin.outputs)]
     frame = frame[frame[ports].notna().any(axis=1)]
     if batches is not None:
-        wanted = {kg.resolve(b) for b in batches}
+        wanted = set()
+        for b in batches:
+            try:
+                wanted.add(kg.resolve(b))
+            except KeyError as exc:
+                raise TwinError(f"batch {b!r}: {exc.args[0]}") from None
         frame = frame[frame.index.isin(wanted)]
     frame["deviations"] = frame["deviations"].fillna(0).astype(int)
     suspect = _suspect(kg)

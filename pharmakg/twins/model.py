@@ -278,6 +278,11 @@ class Twin(ABC):
         Twin.__init__(twin, **state)
         return twin
 
+    def _repr_html_(self) -> str:
+        from .card import card_html
+
+        return card_html(self)
+
     def __repr__(self) -> str:
         who = f"{self.meta.id} v{self.meta.version} " if self.meta.id else ""
         ins = ", ".join(p.name for p in self.inputs)
@@ -360,7 +365,7 @@ class Twin(ABC):
         pos = [self.params[k].positive for k in free]
 
         def unpack(theta: np.ndarray) -> dict[str, float]:
-            vals = {k: (math.exp(t) if ps else float(t)) for k, t, ps in zip(free, theta, pos, strict=True)}
+            vals = {k: (math.exp(min(t, 700.0)) if ps else float(t)) for k, t, ps in zip(free, theta, pos, strict=True)}
             return {**fixed, **vals}
 
         def residuals(theta: np.ndarray) -> np.ndarray:
@@ -373,13 +378,16 @@ class Twin(ABC):
         if not np.all(np.isfinite(theta0)):
             raise FitError(f"{self.kind}: no usable starting values ({start})")
         loss = "soft_l1" if robust else "linear"
-        res = least_squares(residuals, theta0, loss=loss, f_scale=1.0, x_scale="jac", max_nfev=2000)
-        if robust and res.status > 0:
-            # second pass: residuals beyond ~2.5 robust SDs (MAD) count less, so that a few
-            # atypical batches cannot pull the model; typical ones keep least-squares weight
-            sigma = 1.4826 * float(np.median(np.abs(res.fun)))
-            if sigma > 0:
-                res = least_squares(residuals, res.x, loss=loss, f_scale=2.5 * sigma, x_scale="jac", max_nfev=2000)
+        try:
+            res = least_squares(residuals, theta0, loss=loss, f_scale=1.0, x_scale="jac", max_nfev=2000)
+            if robust and res.status > 0:
+                # second pass: residuals beyond ~2.5 robust SDs (MAD) count less, so that a few
+                # atypical batches cannot pull the model; typical ones keep least-squares weight
+                sigma = 1.4826 * float(np.median(np.abs(res.fun)))
+                if sigma > 0:
+                    res = least_squares(residuals, res.x, loss=loss, f_scale=2.5 * sigma, x_scale="jac", max_nfev=2000)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            raise FitError(f"{self.kind}: the fit failed ({exc}); check the inputs vary in the data") from None
         if res.status <= 0 or not np.all(np.isfinite(res.x)) or not np.isfinite(res.cost):
             raise FitError(f"{self.kind}: the fit did not converge ({res.message}); check the inputs vary in the data")
         values = unpack(res.x)

@@ -10,6 +10,10 @@ Python's shortest round-trip repr and read back exactly, so a reloaded twin
 predicts bit-for-bit what the saved one did. Every write goes through
 ``kg.update`` (one transaction with its audit record).
 
+Reads look in every graph (a twin imported from a tech-transfer package, or
+loaded from a Turtle file, sits in its own graph); writes of new versions go
+to the twins graph, and a status change is made where the version lives.
+
 Version rule: versions of one twin id are numbered 1, 2, ...; ``load(id)``
 gives the newest version that is not retired (the newest of all if every
 version is retired), ``load(id, version=n)`` a given one.
@@ -98,11 +102,11 @@ class TwinShelf:
             raise TwinError(f"twin {twin.meta.id} v{twin.version} is {twin.status}; it cannot become {status}")
         if status == "validated" and twin.fit_report is None:
             raise TwinError(f"twin {twin.meta.id} v{twin.version} was never fitted; fit it before validating")
-        g, s = _iri(self.graph), _iri(str(twin.iri))
+        s = _iri(str(twin.iri))  # changed where it lives: its own graph, or an imported package's
         self.kg.update(
-            f"DELETE {{ GRAPH {g} {{ {s} pkg:twinStatus ?old }} }} "
-            f"INSERT {{ GRAPH {g} {{ {s} pkg:twinStatus {_iri(_STATUS_IRI[status])} }} }} "
-            f"WHERE {{ GRAPH {g} {{ {s} pkg:twinStatus ?old }} }}",
+            f"DELETE {{ GRAPH ?g {{ {s} pkg:twinStatus ?old }} }} "
+            f"INSERT {{ GRAPH ?g {{ {s} pkg:twinStatus {_iri(_STATUS_IRI[status])} }} }} "
+            f"WHERE {{ GRAPH ?g {{ {s} pkg:twinStatus ?old }} }}",
             reason=reason,
         )
         return twin.with_meta(status=status)
@@ -132,29 +136,26 @@ class TwinShelf:
     # -- reading -----------------------------------------------------------------------
     def _versions(self, id: str) -> dict[int, str]:
         rows = self.kg.rows(
-            f"SELECT ?t ?v WHERE {{ GRAPH {_iri(self.graph)} {{ ?t a pkg:Twin ; pkg:twinId {sparql_string(id)} ; "
-            "pkg:twinVersion ?v } }"
+            f"SELECT DISTINCT ?t ?v WHERE {{ ?t a pkg:Twin ; pkg:twinId {sparql_string(id)} ; pkg:twinVersion ?v }}"
         )
         return {int(r["v"]): r["t"] for r in rows}
 
     def list(self) -> pd.DataFrame:
         """Every twin version: id, version, kind, status, what it describes, fit metrics."""
         frame = self.kg.query(
-            f"""SELECT ?id ?version ?kind ?status ?describes ?node ?created ?n_train ?iri WHERE {{
-  GRAPH {_iri(self.graph)} {{ ?iri a pkg:Twin ; pkg:twinId ?id ; pkg:twinVersion ?version ; pkg:twinKind ?kind ;
-      pkg:twinStatus ?s ; dcterms:created ?created . OPTIONAL {{ ?iri pkg:describes ?node }}
-      OPTIONAL {{ ?iri pkg:trainingSize ?n_train }} }}
+            """SELECT DISTINCT ?id ?version ?kind ?status ?describes ?node ?created ?n_train ?iri WHERE {
+  ?iri a pkg:Twin ; pkg:twinId ?id ; pkg:twinVersion ?version ; pkg:twinKind ?kind ;
+      pkg:twinStatus ?s ; dcterms:created ?created . OPTIONAL { ?iri pkg:describes ?node }
+      OPTIONAL { ?iri pkg:trainingSize ?n_train }
   OPTIONAL {{ ?node dcterms:identifier ?describes }}
-  BIND(LCASE(STRAFTER(STR(?s), "#")) AS ?status) }} ORDER BY ?id ?version"""
+  BIND(LCASE(STRAFTER(STR(?s), "#")) AS ?status) } ORDER BY ?id ?version"""
         )
         return frame.drop(columns=["node"], errors="ignore")
 
     def of(self, node: str) -> builtins.list[Twin]:
         """The current version of every twin attached to ``node``."""
         target = self.kg.resolve(node)
-        rows = self.kg.rows(
-            f"SELECT DISTINCT ?id WHERE {{ GRAPH {_iri(self.graph)} {{ ?t pkg:describes <{target}> ; pkg:twinId ?id }} }}"
-        )
+        rows = self.kg.rows(f"SELECT DISTINCT ?id WHERE {{ ?t pkg:describes <{target}> ; pkg:twinId ?id }}")
         return [self.load(r["id"]) for r in sorted(rows, key=lambda r: r["id"])]
 
     def load(self, ref: str, *, version: int | None = None) -> Twin:
@@ -179,14 +180,11 @@ class TwinShelf:
 
     def _statuses(self, iris: builtins.list[str]) -> dict[str, str]:
         values = " ".join(_iri(i) for i in iris)
-        rows = self.kg.rows(
-            f"SELECT ?t ?s WHERE {{ VALUES ?t {{ {values} }} GRAPH {_iri(self.graph)} {{ ?t pkg:twinStatus ?s }} }}"
-        )
+        rows = self.kg.rows(f"SELECT DISTINCT ?t ?s WHERE {{ VALUES ?t {{ {values} }} ?t pkg:twinStatus ?s }}")
         return {r["t"]: _STATUS_OF.get(r["s"], "draft") for r in rows}
 
     def _read(self, iri: str) -> Twin:
-        g = _iri(self.graph)
-        head = self.kg.rows(f"SELECT ?p ?o WHERE {{ GRAPH {g} {{ <{iri}> ?p ?o }} }}")
+        head = self.kg.rows(f"SELECT DISTINCT ?p ?o WHERE {{ <{iri}> ?p ?o }}")
         if not head:
             raise TwinError(f"no twin {iri} in {self.kg.store.location}")
         props: dict[str, list[str]] = {}
@@ -195,19 +193,19 @@ class TwinShelf:
         one = lambda p: props.get(T.PKG + p, [None])[0]  # noqa: E731
         cls = twin_kind(str(one("twinKind")))
         ports = self.kg.rows(
-            f"""SELECT ?dir ?port ?name ?unit ?src ?via ?label WHERE {{ GRAPH {g} {{
+            f"""SELECT DISTINCT ?dir ?port ?name ?unit ?src ?via ?label ?seq WHERE {{ {{
   VALUES ?dir {{ pkg:input pkg:output }} <{iri}> ?dir ?port . ?port pkg:portName ?name ; pkg:unit ?unit ; pkg:via ?via .
   OPTIONAL {{ ?port pkg:boundTo ?src }} OPTIONAL {{ ?port rdfs:label ?label }} OPTIONAL {{ ?port pkg:order ?seq }} }} }}
   ORDER BY ?dir ?seq"""
         )
         params = self.kg.rows(
-            f"""SELECT ?name ?value ?unit ?se ?fixed ?positive WHERE {{ GRAPH {g} {{
+            f"""SELECT DISTINCT ?name ?value ?unit ?se ?fixed ?positive ?seq WHERE {{ {{
   <{iri}> pkg:modelParameter ?p . ?p pkg:parameterName ?name ; pkg:estimate ?value ; pkg:unit ?unit ;
      pkg:fixed ?fixed ; pkg:positive ?positive . OPTIONAL {{ ?p pkg:standardError ?se }} OPTIONAL {{ ?p pkg:order ?seq }} }} }}
   ORDER BY ?seq"""
         )
         batches = self.kg.rows(
-            f"""SELECT ?rel ?id WHERE {{ GRAPH {g} {{ VALUES ?rel {{ pkg:fittedOn pkg:testedOn }} <{iri}> ?rel ?id }} }}"""
+            f"""SELECT DISTINCT ?rel ?id WHERE {{ VALUES ?rel {{ pkg:fittedOn pkg:testedOn }} <{iri}> ?rel ?id }}"""
         )
 
         def port(r: Mapping[str, str]) -> Port:

@@ -6,5 +6,6 @@ nothing is fetched at run time.
 """
 
 from .trace import TraceExplorer
+from .twin import TwinPanel
 
-__all__ = ["TraceExplorer"]
+__all__ = ["TraceExplorer", "TwinPanel"]
