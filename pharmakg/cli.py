@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", help="twin id (or a version IRI)")
     p.add_argument("batches", nargs="*", metavar="BATCH", help="predict: these batches only")
     p.add_argument("--version", type=int, help="a given version (default: the current one)")
-    p.add_argument("--spec", metavar="FILE", help="fit: a new twin from this JSON spec (see docs/twins.md)")
+    p.add_argument("--spec", metavar="FILE", help="fit: a new twin from this JSON spec (README, 'Twins')")
     p.add_argument("--preset", choices=("drying", "compaction"), help="fit: a new twin of the demo plant")
     p.add_argument("--attach", metavar="NODE", help="fit: the step/unit/equipment a new twin describes")
     p.add_argument("--holdout", type=float, default=0.2, help="fit: share of batches held out (default 0.2)")

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 import pharmakg
-from pharmakg.demo import build_demo
 from pharmakg.demo import _generate as gen
+from pharmakg.demo import build_demo
 from pharmakg.errors import PharmaKGWarning
 from pharmakg.twins import (
     Degradation,
@@ -99,7 +99,7 @@ def test_a_draft_twin_says_so_and_a_validated_one_does_not(plant, saved: Twin) -
 
 
 def test_round_trip_through_turtle_in_a_new_process_gives_identical_predictions(plant, saved: Twin, tmp_path) -> None:
-    kg, _, folder = plant
+    kg, _, _ = plant
     ttl = tmp_path / "twins.ttl"
     ttl.write_bytes(kg.export(format="ttl", graph=kg.twins.graph))
     rows = history(kg, saved).dropna()
@@ -205,21 +205,16 @@ def test_predictions_inside_sparql(plant, saved: Twin) -> None:
     twin = kg.twins.load("TW-DRY", version=1)
     if twin.status == "draft":
         twin = kg.twins.set_status(twin, "validated", reason="reviewed: residuals and held-out R2 checked")
-    rows = kg.query(
-        """SELECT ?batch ?lod ?pred WHERE {
-  ?r a pkg:TestResult ; pkg:attribute ?a ; pkg:batch ?b ; pkg:value ?lod . ?a dcterms:identifier "Q-GRN-LOD" .
-  ?b dcterms:identifier ?batch . BIND(pkgf:predict(<%s>, ?b) AS ?pred) } ORDER BY ?batch"""
-        % twin.iri
-    )
+    results = """?r a pkg:TestResult ; pkg:attribute ?a ; pkg:batch ?b ; pkg:value ?lod .
+  ?a dcterms:identifier "Q-GRN-LOD" . ?b dcterms:identifier ?batch ."""
+    rows = kg.query(f"SELECT ?batch ?lod ?pred WHERE {{ {results} BIND(pkgf:predict(<{twin.iri}>, ?b) AS ?pred) }}")
     expected = predict_batches(kg, twin).set_index("batch")["LOD_predicted"]
     got = rows.dropna().set_index("batch")["pred"]
     assert len(got) == len(expected)
     np.testing.assert_allclose(got.reindex(expected.index).to_numpy(), expected.to_numpy(), rtol=1e-12)
     far = kg.query(
-        """SELECT ?batch WHERE {
-  ?r a pkg:TestResult ; pkg:attribute ?a ; pkg:batch ?b ; pkg:value ?lod . ?a dcterms:identifier "Q-GRN-LOD" .
-  ?b dcterms:identifier ?batch . FILTER(ABS(?lod - pkgf:predict(<%s>, ?b)) > 3 * pkgf:twinSigma(<%s>)) }"""
-        % (twin.iri, twin.iri)
+        f"SELECT ?batch WHERE {{ {results} "
+        f"FILTER(ABS(?lod - pkgf:predict(<{twin.iri}>, ?b)) > 3 * pkgf:twinSigma(<{twin.iri}>)) }}"
     )
     resid = predict_batches(kg, twin)
     sigma = twin.fit_report.test_rmse["LOD"]  # type: ignore[union-attr]
@@ -234,7 +229,7 @@ def test_sparql_predictions_over_http(plant, saved: Twin, tmp_path: Path) -> Non
 
     from pharmakg.testing import free_port
 
-    kg, _, folder = plant
+    kg, _, _ = plant
     backup = tmp_path / "copy"
     kg.backup(backup)
     port = free_port()
@@ -292,8 +287,7 @@ def test_wrong_units_are_refused_before_anything_is_written(plant) -> None:
     assert kg.domain_nquads() == before
 
 
-def test_an_uninstalled_kind_is_named(plant, saved: Twin) -> None:
-    kg, _, _ = plant
+def test_an_uninstalled_kind_is_named(saved: Twin) -> None:
     with pytest.raises(UnknownKindError, match=r"'cfd-solver' is not installed.*pharmakg.twins"):
         twin_kind("cfd-solver")
     data = saved.to_dict() | {"kind": "cfd-solver"}
@@ -405,3 +399,29 @@ def test_twin_panel_state_follows_the_api(plant, saved: Twin) -> None:
     report = panel.show_drift()
     assert len(report.alarms) >= 1 and len(panel.drift_image.value) > 1000
     assert "TW-DRY" in panel.card.value
+
+
+def test_cli_twin_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pharmakg.cli import main
+
+    store = str(tmp_path / "store")
+    assert main(["demo", "--batches", "120", "--seed", "2", "--store", store]) == 0
+    assert main(["twin", "fit", "TW-DRY", "--preset", "drying", "--reason", "first fit", "--store", store]) == 0
+    assert "twin TW-DRY v1 (fluid-bed-drying), status DRAFT" in capsys.readouterr().out
+    assert main(["twin", "predict", "TW-DRY", "GB-00010", "--format", "json", "--store", store]) == 0
+    out = capsys.readouterr()
+    (row,) = json.loads(out.out)
+    assert row["batch"] == "GB-00010" and abs(row["LOD"] - row["LOD_predicted"] - row["LOD_residual"]) < 1e-12
+    assert "not validated" in out.err
+    assert main(["twin", "fit", "TW-DRY", "--store", store]) == 1
+    assert "needs --reason" in capsys.readouterr().err
+    assert main(["twin", "fit", "TW-DRY", "--reason", "refit", "--store", store]) == 0
+    assert "twin TW-DRY v2" in capsys.readouterr().out
+    assert main(["twin", "status", "TW-DRY", "--to", "validated", "--reason", "reviewed", "--store", store]) == 0
+    assert main(["twin", "list", "--format", "json", "--store", store]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["version"], r["status"]) for r in listed] == [(1, "draft"), (2, "validated")]
+    assert main(["twin", "drift", "TW-DRY", "--format", "csv", "--store", store]) == 0
+    assert capsys.readouterr().out.startswith("unit,batch,start,statistic")
+    assert main(["twin", "show", "NOPE", "--store", store]) == 1
+    assert "no twin 'NOPE'" in capsys.readouterr().err

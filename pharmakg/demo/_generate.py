@@ -25,7 +25,8 @@ Causes (``mechanisms``)
 -----------------------
 - ``wet_excipient_supplier``: the main MCC supplier's lots carry more water
   (CoA ~5.4 % against 4.0 %, still within the 6.0 % limit; the few above it
-  are rejected on receipt) -> higher granule LOD -> slower dissolution.
+  are rejected on receipt) -> the granule holds more water at equilibrium
+  -> higher granule LOD -> slower dissolution.
 - ``drifting_dryer_sensor``: one dryer's inlet-air temperature transmitter
   reads low, increasingly (~t^2 up to 16 Cel); the recorded actual stays near
   target, inside the NOR, while the true temperature rises -> over-dried
@@ -37,6 +38,19 @@ Causes (``mechanisms``)
   history -> content uniformity failures in the batches that used it.
 - ``granulation_water``: occasional over-wetting above the NOR (some above
   the PAR: process deviations) -> hard, slow-dissolving tablets downstream.
+
+Process models (what the twins in pharmakg.twins recover)
+---------------------------------------------------------
+- Drying (fluid bed): LOD = E + (LOD0 - E) exp(-k t), k = k_ref exp(-Ea/R
+  (1/T - 1/T_ref)) (q/q_ref)^n with T the *true* inlet-air temperature, q the
+  airflow per kg of dryer capacity, LOD0 the wet-mass moisture (recorded as
+  the IPC actual ``P-DRY-LOD0``) and E the equilibrium moisture, which rises
+  with the MCC's water. Constants: ``_DRY_K``, ``_DRY_EA``, ``_DRY_N``, ``_MCC_LOD``.
+- Compaction: hardness = H_max exp(-c exp(-K F (1 + m (LOD - 2)))) of the
+  main compression force F and the granule LOD (Ryshkewitch-Duckworth with a
+  Heckel-type porosity), plus 6 N per % of over-wetting.
+- Measurement noise is at instrument repeatability (LOD ~0.04 %, hardness
+  ~1 N as the mean of 10 tablets), so the inputs explain most of the variance.
 
 Distractors that explain nothing are always present: non-critical parameter
 excursions (a few beyond the PAR), CPP excursions inside the PAR on batches
