@@ -77,10 +77,11 @@ _QUERIES = {
   ?x pkg:parameter <{src}> ; pkg:batch ?b ; pkg:value ?v . OPTIONAL {{ <{src}> pkg:unit ?u }} }}""",
     "result": """SELECT ?b ?v ?u WHERE {{
   ?x a pkg:TestResult ; pkg:attribute <{src}> ; pkg:batch ?b ; pkg:value ?v . OPTIONAL {{ <{src}> pkg:unit ?u }} }}""",
+    # the attribute's values first (a few per lot), then who consumed those lots: starting from
+    # the consumptions was 100x slower. A CoA value and a LIMS result on a lot both qualify.
     "consumed": """SELECT ?b ?lot ?q ?v ?u WHERE {{
-  ?c a pkg:MaterialConsumption ; pkg:batch ?b ; pkg:lot ?lot . OPTIONAL {{ ?c pkg:quantity ?q }}
-  ?x pkg:lot ?lot ; pkg:attribute <{src}> ; pkg:value ?v .
-  {{ ?x a pkg:MaterialAttributeValue }} UNION {{ ?x a pkg:TestResult }}
+  ?x pkg:attribute <{src}> ; pkg:lot ?lot ; pkg:value ?v .
+  ?c pkg:lot ?lot ; a pkg:MaterialConsumption ; pkg:batch ?b . OPTIONAL {{ ?c pkg:quantity ?q }}
   OPTIONAL {{ <{src}> pkg:unit ?u }} }}""",
     "capacity": """SELECT ?b ?v ?u WHERE {{
   ?b pkg:usedEquipment ?e . ?e pkg:equipmentClass {cls} ; pkg:capacity ?v . OPTIONAL {{ ?e pkg:unit ?u }} }}""",
