@@ -425,3 +425,13 @@ def test_cli_twin_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().out.startswith("unit,batch,start,statistic")
     assert main(["twin", "show", "NOPE", "--store", store]) == 1
     assert "no twin 'NOPE'" in capsys.readouterr().err
+
+
+def test_fitting_leaves_the_original_twin_as_it_was() -> None:
+    rng = np.random.default_rng(3)
+    surface = ResponseSurface.build(inputs=(Port("a", "1"),), outputs=(Port("y", "1"),), order=1)
+    first = surface.fit(pd.DataFrame({"a": rng.uniform(0, 1, 20), "y": rng.uniform(0, 1, 20)}))
+    before = first.predict({"a": [0.3]}, warn=False)["y"].iloc[0]
+    first.fit(pd.DataFrame({"a": rng.uniform(50, 90, 20), "y": rng.uniform(0, 1, 20)}))
+    assert first.predict({"a": [0.3]}, warn=False)["y"].iloc[0] == before
+    assert surface.settings["centre"] == {"a": 0.0}

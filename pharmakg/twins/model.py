@@ -11,6 +11,7 @@ nonlinear kinds, ``initial`` guesses; fitting, uncertainty and the metadata
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from abc import ABC, abstractmethod
@@ -219,7 +220,8 @@ class Twin(ABC):
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
         self.params = {p.name: p for p in params}
-        self.settings: dict[str, Any] = dict(settings or {})
+        # deep: fits set nested settings (codings, reference points) on their own copy only
+        self.settings: dict[str, Any] = copy.deepcopy(dict(settings or {}))
         self.equipment_class = equipment_class
         self.covariance = None if covariance is None else np.asarray(covariance, dtype=float)
         self.fit_report = fit
