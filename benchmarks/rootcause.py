@@ -63,6 +63,7 @@ from pharmakg.demo import generate_bundle
 from pharmakg.demo._generate import MECHANISMS
 from pharmakg.kg import KnowledgeGraph
 from pharmakg.rootcause import Investigation, _Facts, _upstream, facts, investigate
+from pharmakg.twins import DEMO_SPECS, demo_twin, fit_twin
 
 TARGET_TOP1 = 0.80
 TARGET_TOP3 = 0.95
@@ -202,6 +203,11 @@ def run_plant(
     try:
         kg.load(plant.bundle, reason="rootcause benchmark")
         timing["load"].append(time.perf_counter() - t0)
+        if args.twins:  # the demo's drying and compaction twins, fitted on the plant and attached
+            for name in ("drying", "compaction"):
+                fitted = fit_twin(kg, demo_twin(name))
+                node = DEMO_SPECS[name]["attach"]
+                kg.twins.attach(node, fitted, id=f"TW-{name.upper()}", reason="rootcause benchmark")
         shutil.rmtree(out, ignore_errors=True)
         baseline: Baseline | None = None
         for i, (dev_id, truth) in enumerate(sorted(devs.items())):
@@ -252,6 +258,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--verbose", action="store_true", help="print every miss (true cause, its rank, the top 3)")
+    ap.add_argument("--twins", action="store_true", help="fit and attach the demo's twins first (twin evidence)")
     args = ap.parse_args()
     started = time.perf_counter()
     tallies: dict[str, Tally] = defaultdict(Tally)

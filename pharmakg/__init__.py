@@ -11,8 +11,7 @@ only when used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import typing as _typing
 
 from . import kg as _kg
 from .errors import (
@@ -33,6 +32,10 @@ from .errors import (
 from .kg import DEFAULT_BASE, KnowledgeGraph, StoreInfo, restore
 from .kg import connect_store as connect
 from .kg import open_store as open
+
+if _typing.TYPE_CHECKING:  # names for annotations only: nothing extra in the package namespace
+    from collections.abc import Callable
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -36,7 +36,10 @@ from the plant's own history:
   is always that equipment's own rate of such events;
 - ``calibration``: the first calibration after the batch failed, with no
   passing one in between (the batch ran with an instrument later found out of
-  tolerance); p is the share of failed calibrations in the plant.
+  tolerance); p is the share of failed calibrations in the plant;
+- ``twin``: a twin in the graph predicts the attribute (or one linked to it)
+  and its residual drift chart on the batch's unit was in alarm at that batch
+  (pharmakg.twins.drift): p is the normal tail of the EWMA statistic.
 
 **Score** = prior x -log10(p), with p the Fisher combination of the
 candidate's evidence (scipy ``combine_pvalues``), and prior the knowledge
@@ -727,6 +730,10 @@ def investigate(
     _equipment_evidence(f, causes, upstream, btimes, window_days, cause, genealogy_path, equipment)
 
     if attr_iri:
+        for e_iri, b, found in _twin_evidence(kg, f, attr_iri, knowledge, upstream):
+            prior, link = controlled.get(e_iri, (1.0, "its twin's residuals drift"))
+            c = cause(e_iri, "equipment", prior, link, [*genealogy_path(b), (b, "ran on", e_iri)])
+            c.evidence.append(found)
         for factor, found in _enrichment(f, attr_iri, batch).items():
             if factor in causes:
                 causes[factor].evidence.append(found)
@@ -758,6 +765,64 @@ def investigate(
         causes=ranked[:top] if top else ranked,
         graph=graph,
     )
+
+
+def _twin_evidence(
+    kg: KnowledgeGraph,
+    f: _Facts,
+    attribute: str,
+    knowledge: dict[str, tuple[float, list[str]]],
+    upstream: dict[str, int],
+) -> list[tuple[str, str, Evidence]]:
+    """Drift alarms of the twins that predict the attribute (or one linked to it) on the batches walked.
+
+    A twin predicts a result from the batch's *recorded* inputs; when its
+    residuals drift on one unit (the twin's EWMA/CUSUM chart is in alarm at
+    this batch), the records no longer explain the results there: a sensor
+    reading wrong, fouling, wear, something not recorded. That is evidence for
+    the unit. One wild result cannot raise it (the charts clip residuals at
+    4 sigma), so a lab error does not blame the dryer. p is the two-sided
+    normal tail of the EWMA in units of its asymptotic SD.
+    """
+    from scipy.stats import norm
+
+    from .twins import TwinError, drift
+
+    targets = {attribute, *knowledge}
+    found: list[tuple[str, str, Evidence]] = []
+    try:
+        listed = kg.twins.list()
+    except TwinError:
+        return found
+    by_id = {v: k for k, v in f.ids.items()}
+    for twin_id in sorted(set(listed["id"])) if len(listed) else []:
+        twin = kg.twins.load(twin_id)
+        if twin.status == "retired" or twin.fit_report is None or not twin.equipment_class:
+            continue
+        for port in twin.outputs:
+            source = kg.resolve(port.source) if port.source else None
+            if source not in targets:
+                continue
+            key = f"rootcause-twin-drift {twin.iri} {port.name}"
+            frame = kg.cache.get(key)
+            if frame is None:
+                frame = drift(kg, twin, output=port.name).frame
+                kg.cache[key] = frame
+            batches = {f.ids.get(b, b): b for b in upstream}
+            hits = frame[frame["batch"].isin(batches) & frame["signal"]]
+            for name, unit_id, ewma in zip(hits["batch"], hits["unit"], hits["ewma"], strict=True):
+                unit = by_id.get(str(unit_id))
+                if unit is None:
+                    continue
+                level = float(ewma)
+                z = level / math.sqrt(0.2 / 1.8)  # drift()'s lambda 0.2: asymptotic SD of the EWMA
+                text = (
+                    f"{name}: twin {twin.meta.id} v{twin.version} drift alarm on {unit_id} (EWMA of "
+                    f"{port.name} residuals {level:+.2f} sigma): the recorded inputs no longer explain the results"
+                )
+                p = float(max(2 * norm.sf(abs(z)), 1e-300))
+                found.append((unit, batches[str(name)], Evidence("twin", text, p, {"twin": twin.iri})))
+    return found
 
 
 def _parent(f: _Facts, equipment: str) -> str | None:

@@ -242,6 +242,14 @@ class Twin(ABC):
         """Starting values for a nonlinear fit; default: the current values."""
         return {k: p.value for k, p in self.params.items()}
 
+    def bounds(self, data: pd.DataFrame) -> dict[str, tuple[float, float]]:
+        """Physically plausible ranges for parameters the data may not pin down; default: none.
+
+        Routine production varies its inputs little, so a model can have a
+        degenerate direction (a curve that the data cannot tell from a straight
+        line) along which an unbounded fit runs off to infinity."""
+        return {}
+
     # -- identity --------------------------------------------------------------------
     @property
     def status(self) -> str:
@@ -377,17 +385,28 @@ class Twin(ABC):
             return np.where(np.isfinite(r), r, 1e6)
 
         theta0 = np.array([math.log(start[k]) if ps else start[k] for k, ps in zip(free, pos, strict=True)])
+        limits = self.bounds(data)
+        lo = np.array([_to_theta(limits.get(k, (-np.inf, np.inf))[0], ps) for k, ps in zip(free, pos, strict=True)])
+        hi = np.array([_to_theta(limits.get(k, (-np.inf, np.inf))[1], ps) for k, ps in zip(free, pos, strict=True)])
+        with np.errstate(invalid="ignore"):  # strictly inside finite bounds (least_squares needs it)
+            inner_lo = np.where(np.isfinite(lo), lo + 1e-9 * (np.abs(lo) + 1), lo)
+            inner_hi = np.where(np.isfinite(hi), hi - 1e-9 * (np.abs(hi) + 1), hi)
+        theta0 = np.clip(theta0, inner_lo, inner_hi)
         if not np.all(np.isfinite(theta0)):
             raise FitError(f"{self.kind}: no usable starting values ({start})")
         loss = "soft_l1" if robust else "linear"
         try:
-            res = least_squares(residuals, theta0, loss=loss, f_scale=1.0, x_scale="jac", max_nfev=2000)
+            res = least_squares(
+                residuals, theta0, bounds=(lo, hi), loss=loss, f_scale=1.0, x_scale="jac", max_nfev=2000
+            )
             if robust and res.status > 0:
                 # second pass: residuals beyond ~2.5 robust SDs (MAD) count less, so that a few
                 # atypical batches cannot pull the model; typical ones keep least-squares weight
                 sigma = 1.4826 * float(np.median(np.abs(res.fun)))
                 if sigma > 0:
-                    res = least_squares(residuals, res.x, loss=loss, f_scale=2.5 * sigma, x_scale="jac", max_nfev=2000)
+                    res = least_squares(
+                        residuals, res.x, bounds=(lo, hi), loss=loss, f_scale=2.5 * sigma, x_scale="jac", max_nfev=2000
+                    )
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             raise FitError(f"{self.kind}: the fit failed ({exc}); check the inputs vary in the data") from None
         if res.status <= 0 or not np.all(np.isfinite(res.x)) or not np.isfinite(res.cost):
@@ -465,6 +484,15 @@ class Twin(ABC):
             "equipment_class": self.equipment_class,
             "covariance": None if self.covariance is None else self.covariance.tolist(),
         }
+
+
+def _to_theta(value: float, positive: bool) -> float:
+    """A bound in the fitting scale (log for positive parameters)."""
+    if not positive:
+        return value
+    if value == math.inf:
+        return math.inf
+    return math.log(value) if value > 0 else -math.inf
 
 
 def _finite(d: Mapping[str, float]) -> dict[str, float | None]:
