@@ -435,3 +435,32 @@ def test_fitting_leaves_the_original_twin_as_it_was() -> None:
     first.fit(pd.DataFrame({"a": rng.uniform(50, 90, 20), "y": rng.uniform(0, 1, 20)}))
     assert first.predict({"a": [0.3]}, warn=False)["y"].iloc[0] == before
     assert surface.settings["centre"] == {"a": 0.0}
+
+
+def test_root_cause_uses_the_twins_drift_alarm(plant, saved: Twin) -> None:
+    from pharmakg.rootcause import investigate
+
+    kg, truth, _ = plant
+    setting = truth["settings"]["drifting_dryer_sensor"]
+    devs = [d for d, t in truth["deviations"].items() if t["mechanism"] == "drifting_dryer_sensor"]
+    found = investigate(kg, devs[0])
+    best = found.causes[0]
+    assert (best.kind, best.id) == ("equipment", setting["unit_id"]), found.to_frame().head(3)
+    twin_evidence = [e for e in best.evidence if e.kind == "twin"]
+    assert twin_evidence and "TW-DRY" in twin_evidence[0].text and twin_evidence[0].p < 1e-6
+
+
+def test_a_lone_wild_result_is_an_outlier_not_a_drift() -> None:
+    from pharmakg.twins.monitor import _charts
+
+    rng = np.random.default_rng(5)
+    z = np.clip(rng.normal(0, 1, 200), -2.5, 2.5)
+    lone = z.copy()
+    lone[100] = -25.0  # a lab error: one result far off
+    charts = _charts(pd.DataFrame({"z": lone}), 0.2, 3.5, 0.5, 6.0, 4.0)
+    assert not charts["signal"].any() and charts["outlier"].sum() == 1
+    shifted = z.copy()
+    shifted[100:] -= 1.5  # a sensor that starts to read wrong: every later batch is off
+    charts = _charts(pd.DataFrame({"z": shifted}), 0.2, 3.5, 0.5, 6.0, 4.0)
+    first = int(np.flatnonzero(charts["signal"].to_numpy())[0])
+    assert 100 <= first <= 115
