@@ -147,3 +147,53 @@ def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str, str], requ
             raise
         finally:
             browser.close()
+
+
+def test_twin_panel_answers_a_slider(lab: tuple[str, str, str], request: pytest.FixtureRequest) -> None:
+    """TwinPanel (standard ipywidgets) in notebook 04: its what-if readout follows a slider moved by keyboard."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    if request.node.callspec.id != "jupyterlab":
+        pytest.skip("TwinPanel is made of the frontend's own ipywidgets controls: checked once, in JupyterLab")
+    base, token, url = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{base}{url.format(name='04_twins.ipynb')}?token={token}")
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            select = page.get_by_role("button", name="Select", exact=True)
+            try:
+                select.wait_for(timeout=10_000)
+                select.click()
+            except sync_api.TimeoutError:
+                pass
+            _wait_for_idle_kernel(base, token)
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            tab = page.locator(".lm-TabBar-tab", has_text="What if").first
+            tab.wait_for(timeout=240_000)
+            tab.scroll_into_view_if_needed()
+            tab.click()
+            readout = page.locator(".widget-html-content", has_text="predicted LOD").first
+            readout.wait_for(timeout=30_000)
+            before = readout.inner_text()
+            assert "within its specification" in before
+            handle = page.locator(".widget-slider .noUi-handle").first  # T_inlet, the first input
+            handle.focus()
+            handle.press("End")  # to the top of its PAR: hotter air dries further
+            page.wait_for_function(
+                "t => [...document.querySelectorAll('.widget-html-content')].some("
+                "e => e.textContent.includes('predicted LOD') && e.textContent !== t)",
+                arg=before,
+                timeout=30_000,
+            )
+            after = readout.inner_text()
+            value = lambda text: float(text.split("LOD = ")[1].split()[0])  # noqa: E731
+            assert value(after) < value(before)
+            page.locator(".widget-tab").first.screenshot(path=str(ARTIFACTS / "twin_panel-jupyterlab.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "twin_panel-jupyterlab-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
