@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml extensions/jupyter/pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	test -e $(DEMO_STORE)/pharmakg-store.json || $(BIN)/pharmakg --store $(DEMO_STORE) demo --batches $(DEMO_BATCHES) --seed 1 --reason "demo plant for the lab"
+	test -e $(DEMO_STORE)/pharmakg-store.json || ( \
+	  $(BIN)/pharmakg --store $(DEMO_STORE) demo --batches $(DEMO_BATCHES) --seed 1 --reason "demo plant for the lab" && \
+	  $(BIN)/pharmakg --store $(DEMO_STORE) twin fit TW-DRY --preset drying --reason "demo drying twin" > /dev/null && \
+	  $(BIN)/pharmakg --store $(DEMO_STORE) twin fit TW-PRESS --preset compaction --reason "demo compaction twin" > /dev/null )
 
 lab: demo
 	PHARMAKG_STORE=$(abspath $(DEMO_STORE)) $(BIN)/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
