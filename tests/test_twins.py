@@ -464,3 +464,60 @@ def test_a_lone_wild_result_is_an_outlier_not_a_drift() -> None:
     charts = _charts(pd.DataFrame({"z": shifted}), 0.2, 3.5, 0.5, 6.0, 4.0)
     first = int(np.flatnonzero(charts["signal"].to_numpy())[0])
     assert 100 <= first <= 115
+
+
+def _stability_bundle(folder: Path) -> Path:
+    """Two finished lots on ICH long-term, intermediate and accelerated conditions, pulled over 24 months."""
+    rng = np.random.default_rng(7)
+    bundle = folder / "stability"
+    bundle.mkdir()
+    (bundle / "materials.csv").write_text("id,name,kind\nMAT-TAB,Tablets,drug_product\n")
+    (bundle / "lots.csv").write_text("id,material_id\nTL-1,MAT-TAB\nTL-2,MAT-TAB\n")
+    (bundle / "quality_attributes.csv").write_text(
+        "id,material_id,name,kind,spec_low,spec_high,unit,method\nQ-ASSAY,MAT-TAB,Assay,CQA,95,105,%,HPLC\n"
+    )
+    rows = ["sample_id,lot_id,attribute_id,value,unit,storage_temperature,storage_humidity,storage_months"]
+    for lot in ("TL-1", "TL-2"):
+        for temp, rh in ((25.0, 60.0), (30.0, 65.0), (40.0, 75.0)):
+            for months in (0, 3, 6, 9, 12, 18, 24):
+                k = 0.002 * np.exp(-90000 / 8.314462618 * (1 / (temp + 273.15) - 1 / 298.15))
+                value = 100.4 * np.exp(-k * months) + rng.normal(0, 0.08)
+                rows.append(f"S-{lot}-{temp:g}-{months},{lot},Q-ASSAY,{value:.2f},%,{temp:g},{rh:g},{months}")
+    (bundle / "results.csv").write_text("\n".join(rows) + "\n")
+    return bundle
+
+
+def test_degradation_twin_fitted_on_stability_results_in_the_graph(tmp_path: Path) -> None:
+    kg = pharmakg.open()
+    kg.load(_stability_bundle(tmp_path), reason="stability study")
+    twin = Degradation.build(
+        temperature=Port("T", "Cel", via="storage_temperature"),
+        time=Port("t", "mo", via="storage_time"),
+        output=Port("assay", "%", "Q-ASSAY", "result"),
+    )
+    rows = history(kg, twin)
+    assert len(rows) == 42 and set(rows["batch"]) == {"TL-1", "TL-2"}
+    fitted = fit_twin(kg, twin)
+    assert fitted.fit_report is not None and fitted.fit_report.test_r2["assay"] > 0.9
+    assert fitted.values()["Ea"] == pytest.approx(90000, rel=0.1)
+    assert fitted.shelf_life(25.0, 95.0) == pytest.approx(np.log(100.4 / 95.0) / 0.002, rel=0.1)
+    saved = kg.twins.attach("MAT-TAB", fitted, id="TW-STAB", reason="stability model")
+    assert kg.twins.load("TW-STAB").values() == saved.values()
+    mixed = Degradation.build(
+        temperature=Port("T", "Cel", "Q-ASSAY", via="result"),
+        time=Port("t", "mo", via="storage_time"),
+        output=Port("assay", "%", "Q-ASSAY", "result"),
+    )
+    with pytest.raises(TwinError, match="reads only storage_"):
+        history(kg, mixed)
+
+
+def test_a_stability_value_that_is_not_a_number_is_refused(tmp_path: Path) -> None:
+    bundle = _stability_bundle(tmp_path)
+    text = (bundle / "results.csv").read_text().splitlines()
+    text[3] = text[3].rsplit(",", 1)[0] + ",six"
+    (bundle / "results.csv").write_text("\n".join(text) + "\n")
+    kg = pharmakg.open()
+    with pytest.raises(pharmakg.IngestError, match=r"results.csv, line 4, column 'storage_months'"):
+        kg.load(bundle, reason="stability study")
+    assert len(kg) == 0

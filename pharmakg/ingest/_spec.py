@@ -362,6 +362,10 @@ TABLES: tuple[TableSpec, ...] = (
             Col("instrument_id", "ref", T.instrument, target="equipment"),
             Col("analyst", "named", T.analyst, target="person"),
             Col("status", "str", T.status),
+            # stability samples (ICH Q1A): the storage condition and pull point of the sample tested
+            Col("storage_temperature", "double", T.storageTemperature),
+            Col("storage_humidity", "double", T.storageHumidity),
+            Col("storage_months", "double", T.storageTime),
         ),
         rdf_class=T.TestResult,
         quantity=Quantity("value", "unit", T.value, unit_of="attribute_id"),

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ..store.base import sparql_string
-from .model import Port, Twin, TwinError, convert_port
+from .model import STORAGE_VIAS, Port, Twin, TwinError, convert_port
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
 
-__all__ = ["history"]
+__all__ = ["history", "stability_history"]
 
 _BATCHES = """
 SELECT ?b ?batch ?start ?deviations ?unit WHERE {{
@@ -88,6 +88,48 @@ _QUERIES = {
 }
 
 
+_STABILITY = """SELECT ?r ?lot ?b ?time ?v ?temp ?rh ?months ?u WHERE {{
+  ?r a pkg:TestResult ; pkg:attribute <{src}> ; pkg:value ?v ; pkg:storageTime ?months .
+  OPTIONAL {{ ?r pkg:storageTemperature ?temp }} OPTIONAL {{ ?r pkg:storageHumidity ?rh }}
+  OPTIONAL {{ ?r pkg:lot/dcterms:identifier ?lot }} OPTIONAL {{ ?r pkg:batch ?b }} OPTIONAL {{ ?r pkg:time ?time }}
+  OPTIONAL {{ <{src}> pkg:unit ?u }} }}"""
+_STORED = {"storage_temperature": ("temp", "Cel"), "storage_humidity": ("rh", "%"), "storage_time": ("months", "mo")}
+
+
+def stability_history(kg: KnowledgeGraph, twin: Twin) -> pd.DataFrame:
+    """One row per stability result of the twin's output: the storage condition and pull point as inputs.
+
+    Same columns as :func:`history` (``batch`` holds the lot tested, ``iri``
+    the result), so fitting and scoring work unchanged; stability results carry
+    no deviations or calibration suspicion of their own."""
+    outputs = [p for p in twin.outputs if p.via == "result"]
+    if len(outputs) != 1:
+        raise TwinError("a stability twin needs exactly one output read from results (via='result')")
+    out = outputs[0]
+    rows = kg.query(_STABILITY.format(src=_source(kg, out)))
+    if rows.empty:
+        raise TwinError(f"the graph holds no stability results (storage_months) for {out.source}")
+    recorded = next((str(u) for u in rows.get("u", pd.Series(dtype=object)).dropna()), out.unit)
+    frame = pd.DataFrame(
+        {
+            "iri": rows["r"],
+            "batch": rows["lot"] if "lot" in rows else rows["r"],
+            "start": rows["time"] if "time" in rows else pd.NaT,
+            "deviations": 0,
+            "unit": None,
+            "suspect": False,
+        }
+    )
+    for port in twin.inputs:
+        if port.via not in _STORED:
+            raise TwinError(f"twin port {port.name!r}: a stability twin reads only storage_* inputs, not {port.via}")
+        column, unit = _STORED[port.via]
+        values = rows[column].to_numpy(dtype=float) if column in rows else np.full(len(rows), np.nan)
+        frame[port.name] = convert_port(values, unit, port)
+    frame[out.name] = convert_port(rows["v"].to_numpy(dtype=float), recorded, out)
+    return frame.sort_values(["batch", out.name], kind="stable").reset_index(drop=True)
+
+
 def history(kg: KnowledgeGraph, twin: Twin, *, batches: list[str] | None = None) -> pd.DataFrame:
     """Every batch with a value for at least one of the twin's ports, in start-time order.
 
@@ -99,6 +141,8 @@ def history(kg: KnowledgeGraph, twin: Twin, *, batches: list[str] | None = None)
     per input and output port in the port's unit (NaN where the graph holds
     no value). ``batches`` (ids or IRIs) restricts the rows.
     """
+    if any(p.via in STORAGE_VIAS for p in twin.inputs):
+        return stability_history(kg, twin)
     unit = _UNIT % sparql_string(twin.equipment_class) if twin.equipment_class else ""
     meta = kg.query(_BATCHES.format(unit=unit))
     if meta.empty:

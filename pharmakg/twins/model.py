@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATUSES",
+    "STORAGE_VIAS",
     "FitError",
     "FitReport",
     "Meta",
@@ -47,8 +48,10 @@ __all__ = [
 ]
 
 #: How a port reads its value for a batch from the graph (see pharmakg.twins.data).
-Via = Literal["parameter", "result", "consumed", "capacity"]
-_VIAS = ("parameter", "result", "consumed", "capacity")
+Via = Literal["parameter", "result", "consumed", "capacity", "storage_temperature", "storage_humidity", "storage_time"]
+_VIAS = ("parameter", "result", "consumed", "capacity", "storage_temperature", "storage_humidity", "storage_time")
+#: Vias of stability data: one row per stability result instead of one per batch (pharmakg.twins.data)
+STORAGE_VIAS = ("storage_temperature", "storage_humidity", "storage_time")
 #: Life cycle of a twin version: only a validated twin's predictions may inform decisions.
 STATUSES = ("draft", "validated", "retired")
 
@@ -89,7 +92,11 @@ class Port:
     - ``result``: the batch's LIMS result for that quality attribute (mean of retests);
     - ``consumed``: that material attribute of the lots the batch consumed,
       weighted by the quantity consumed (CoA values and LIMS results on the lot);
-    - ``capacity``: the capacity of the unit of the twin's equipment class the batch ran on.
+    - ``capacity``: the capacity of the unit of the twin's equipment class the batch ran on;
+    - ``storage_temperature`` / ``storage_humidity`` / ``storage_time``: the storage
+      condition and pull point of a stability result (Cel, % RH, months as loaded);
+      a twin with such ports is fitted on one row per stability result of its
+      output attribute, not one per batch.
     """
 
     name: str
