@@ -221,7 +221,9 @@ class KnowledgeGraph:
         Extension functions are looked up only when the text names their namespace."""
         functions = self.functions() if ("pkgf:" in sparql or FUNCTION_NAMESPACE in sparql) else None
         try:
-            return self.store.query(PREFIXES + sparql, select_format=select_format, functions=functions)
+            if functions:
+                return self.store.query(PREFIXES + sparql, select_format=select_format, functions=functions)
+            return self.store.query(PREFIXES + sparql, select_format=select_format)  # a backend may predate functions
         except QueryError as exc:
             raise _unshift(exc, sparql) from None
 
