@@ -177,18 +177,18 @@ def test_twin_panel_answers_a_slider(lab: tuple[str, str, str], request: pytest.
             tab.click()
             readout = page.locator(".widget-html-content", has_text="predicted LOD").first
             readout.wait_for(timeout=30_000)
-            before = readout.inner_text()
+            element = readout.element_handle()
+            before = element.evaluate("e => e.textContent")
             assert "within its specification" in before
             handle = page.locator(".widget-slider .noUi-handle").first  # T_inlet, the first input
             handle.focus()
             handle.press("End")  # to the top of its PAR: hotter air dries further
             page.wait_for_function(
-                "t => [...document.querySelectorAll('.widget-html-content')].some("
-                "e => e.textContent.includes('predicted LOD') && e.textContent !== t)",
-                arg=before,
+                "([e, t]) => e.textContent !== t",  # the same element, compared as the same kind of text
+                arg=[element, before],
                 timeout=30_000,
             )
-            after = readout.inner_text()
+            after = element.evaluate("e => e.textContent")
             value = lambda text: float(text.split("LOD = ")[1].split()[0])  # noqa: E731
             assert value(after) < value(before)
             page.locator(".widget-tab").first.screenshot(path=str(ARTIFACTS / "twin_panel-jupyterlab.png"))
