@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -107,6 +108,21 @@ def _wait_for_idle_kernel(base: str, token: str, timeout: float = 90) -> None:
     pytest.fail("the notebook's kernel did not become idle")
 
 
+def _run_notebook(page: Any, sync_api: Any, base: str, token: str, url: str, name: str) -> None:
+    """Open a notebook in the frontend, pick the kernel if asked, and run all its cells from the menu."""
+    page.goto(f"{base}{url.format(name=name)}?token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    select = page.get_by_role("button", name="Select", exact=True)
+    try:  # JupyterLab may ask which kernel to start
+        select.wait_for(timeout=10_000)
+        select.click()
+    except sync_api.TimeoutError:
+        pass
+    _wait_for_idle_kernel(base, token)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
 def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str, str], request: pytest.FixtureRequest) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     base, token, url = lab
@@ -116,17 +132,7 @@ def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str, str], requ
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{base}{url.format(name='02_traceability.ipynb')}?token={token}")
-            page.wait_for_selector(".jp-Notebook", timeout=60_000)
-            select = page.get_by_role("button", name="Select", exact=True)
-            try:  # JupyterLab may ask which kernel to start
-                select.wait_for(timeout=10_000)
-                select.click()
-            except sync_api.TimeoutError:
-                pass
-            _wait_for_idle_kernel(base, token)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            _run_notebook(page, sync_api, base, token, url, "02_traceability.ipynb")
             nodes = page.locator(".pharmakg-trace g.pkg-node")
             nodes.first.wait_for(timeout=180_000)
             page.wait_for_function(
@@ -160,17 +166,7 @@ def test_twin_panel_answers_a_slider(lab: tuple[str, str, str], request: pytest.
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{base}{url.format(name='04_twins.ipynb')}?token={token}")
-            page.wait_for_selector(".jp-Notebook", timeout=60_000)
-            select = page.get_by_role("button", name="Select", exact=True)
-            try:
-                select.wait_for(timeout=10_000)
-                select.click()
-            except sync_api.TimeoutError:
-                pass
-            _wait_for_idle_kernel(base, token)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            _run_notebook(page, sync_api, base, token, url, "04_twins.ipynb")
             tab = page.locator(".lm-TabBar-tab", has_text="What if").first
             tab.wait_for(timeout=240_000)
             tab.scroll_into_view_if_needed()
