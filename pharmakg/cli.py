@@ -163,6 +163,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow browser calls from ORIGIN")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
 
+    p = add("package", "tech-transfer packages: keygen, export, verify, import, diff (signed RO-Crate zips)")
+    pk = p.add_subparsers(dest="package_action", required=True, metavar="ACTION")
+    q = pk.add_parser("keygen", help="write a new Ed25519 key pair (KEYFILE and KEYFILE.pub.pem)")
+    q.add_argument("keyfile", metavar="KEYFILE")
+    q = pk.add_parser("export", help="export a product's process knowledge as a signed package")
+    _common(q, suppress=True)
+    q.add_argument("--product", required=True, metavar="ID", help="the product's material id")
+    q.add_argument("--out", required=True, metavar="FILE.zip")
+    q.add_argument("--version", type=int, default=1, help="package version (default 1)")
+    q.add_argument("--history", type=int, default=50, metavar="N", help="last N batches per product (default 50)")
+    q.add_argument("--sign", required=True, metavar="KEYFILE", help="the signer's private key (PEM)")
+    q.add_argument("--signer", required=True, metavar="NAME", help="the signer's full name")
+    q.add_argument("--meaning", default="approved for transfer", help="what the signature means")
+    q = pk.add_parser("verify", help="check a package without a store: checksums, signature, SHACL")
+    q.add_argument("package", metavar="FILE.zip")
+    q.add_argument("--trust", metavar="KEYS_DIR", help="folder of trusted signers' public keys (PEM)")
+    q = pk.add_parser("import", help="verify and import a package into the store (one transaction)")
+    _common(q, suppress=True)
+    q.add_argument("package", metavar="FILE.zip")
+    q.add_argument("--trust", required=True, metavar="KEYS_DIR")
+    q.add_argument("--site", metavar="SITE_ID", help="map equipment to units of this site only")
+    q.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    q = pk.add_parser("diff", help="what knowledge changed between two package versions")
+    q.add_argument("before", metavar="A.zip")
+    q.add_argument("after", metavar="B.zip")
+    q.add_argument("--html", metavar="FILE", help="also write the differences as an HTML page")
+    _format(q)
+
     p = add("twin", "process models on graph nodes: list, show, fit, predict, drift, status")
     p.add_argument("action", choices=("list", "show", "fit", "predict", "drift", "status"))
     p.add_argument("id", nargs="?", help="twin id (or a version IRI)")
@@ -184,6 +212,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="received_from", metavar="DATE", help="received on or after")
     p.add_argument("--to", dest="received_to", metavar="DATE", help="received before")
     _format(p)
+
+    p = add(
+        "series", "historian time series: load a file (Parquet beside the store, features in the graph) or show one"
+    )
+    actions = p.add_subparsers(dest="series_action", required=True, metavar="ACTION")
+    q = actions.add_parser(
+        "load",
+        help="import a historian file (CSV or Parquet, long or wide) for the batches in the store",
+        description="Import a historian file: points to Parquet per batch x tag, one node per batch x tag and the "
+        "batch features (P:mean, P:min, P:max, P:time_above_nor, P:time_below_nor, P:slope) into the graph, "
+        "in one audited transaction.",
+    )
+    _common(q, suppress=True)
+    q.add_argument(
+        "file",
+        metavar="FILE",
+        help="long (tag, timestamp, value[, unit][, batch]) or wide (timestamp, one column per tag)",
+    )
+    q.add_argument("--map", required=True, metavar="MAPPING.csv", help="columns tag, parameter_id, equipment_id, unit")
+    q.add_argument("--reason", default="", help="why (recorded in the audit trail)")
+    q.add_argument("--timezone", metavar="TZ", help="zone of times written without UTC offset, e.g. Europe/Ljubljana")
+    q.add_argument("--drop-outside", action="store_true", help="keep only points inside batch runs (default: refuse)")
+    q.add_argument("--series-dir", metavar="DIR", help="Parquet folder (default: series/ in the store folder)")
+    q = actions.add_parser("show", help="the points of one tag in one batch", description="The points of TAG in BATCH.")
+    _common(q, suppress=True)
+    q.add_argument("batch", metavar="BATCH", help="batch id or IRI")
+    q.add_argument("tag", metavar="TAG")
+    q.add_argument("--start", metavar="TIME", help="from this time (ISO 8601 with offset)")
+    q.add_argument("--end", metavar="TIME", help="up to this time (ISO 8601 with offset)")
+    q.add_argument("--series-dir", metavar="DIR", help="Parquet folder (default: series/ in the store folder)")
+    q.add_argument("--verify", action="store_true", help="check the file's sha256 against the graph first")
+    _format(q)
     return parser
 
 
@@ -203,12 +263,13 @@ def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     import pharmakg
 
     base = args.base or pharmakg.DEFAULT_BASE
+    series_dir = getattr(args, "series_dir", None)
     if args.endpoint:
-        return pharmakg.connect(args.endpoint, args.update_endpoint, base=base)
+        return pharmakg.connect(args.endpoint, args.update_endpoint, base=base, series_dir=series_dir)
     path = _store_path(args)
     if read_only and not Path(path).exists():
         raise pharmakg.NotAStoreError(path, "no store here (create one with 'pharmakg demo' or 'pharmakg load')")
-    return pharmakg.open(path, base=base, read_only=read_only)
+    return pharmakg.open(path, base=base, read_only=read_only, series_dir=series_dir)
 
 
 def _print_frame(frame: Any, fmt: str) -> None:
@@ -233,6 +294,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if cmd == "serve":
         return _serve(args)
+    if cmd == "package":
+        return _package(args)
     read_only = cmd in (
         "query",
         "validate",
@@ -242,6 +305,7 @@ def _run(args: argparse.Namespace) -> int:
         "recall",
         "rootcause",
     ) or (cmd == "twin" and args.action in ("list", "show", "predict", "drift"))  # backup flushes: read-write
+    read_only = read_only or (cmd == "series" and args.series_action == "show")
     with _open(args, read_only=read_only) as kg:
         if cmd == "demo":
             from .demo import build_demo
@@ -338,6 +402,8 @@ def _run(args: argparse.Namespace) -> int:
                 _print_frame(frame[["id", "kind", "score", "explanation"]], "table")
         elif cmd == "twin":
             return _twin(kg, args)
+        elif cmd == "series":
+            return _series(kg, args)
         elif cmd == "recall":
             from .trace import recall_scope
 
@@ -357,6 +423,47 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             _print_frame(scope.to_frame(), args.format)
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    from . import transfer
+
+    action = args.package_action
+    if action == "keygen":
+        private, public = transfer.generate_keypair(args.keyfile)
+        print(f"wrote {private} (private: keep it to yourself) and {public} (public: give it to receiving sites)")
+        return 0
+    if action == "verify":
+        print(transfer.verify_package(args.package, trust=args.trust))
+        return 0
+    if action == "diff":
+        diff = transfer.diff_packages(args.before, args.after)
+        print(diff, file=sys.stderr)
+        if args.html:
+            Path(args.html).write_text(diff.to_html(), encoding="utf-8")
+        _print_frame(diff.to_frame(), args.format)
+        return 0
+    kg = _open(args, read_only=action == "export")
+    with kg:
+        if action == "export":
+            print(
+                transfer.export_package(
+                    kg,
+                    args.product,
+                    args.out,
+                    key=args.sign,
+                    signer=args.signer,
+                    meaning=args.meaning,
+                    version=args.version,
+                    history=args.history,
+                )
+            )
+        else:
+            imported = transfer.import_package(kg, args.package, trust=args.trust, reason=args.reason, site=args.site)
+            print(imported)
+            if not imported.equipment.empty:
+                _print_frame(imported.equipment, "table")
     return 0
 
 
@@ -414,6 +521,27 @@ def _twin(kg: Any, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         _print_frame(report.alarms, args.format)
+    return 0
+
+
+def _series(kg: Any, args: argparse.Namespace) -> int:
+    if args.series_action == "load":
+        report = kg.load_series(
+            args.file,
+            mapping=args.map,
+            reason=args.reason,
+            timezone=args.timezone,
+            outside="drop" if args.drop_outside else "error",
+            progress=sys.stderr.isatty(),
+        )
+        print(str(report), file=sys.stderr)
+        if report.ignored_columns:
+            print(f"columns not mapped to a tag (ignored): {', '.join(report.ignored_columns)}", file=sys.stderr)
+        return 0
+    frame = kg.series(args.batch, args.tag, args.start, args.end, verify=args.verify)
+    if args.format == "table":
+        print(f"{args.tag} in batch {args.batch}: {len(frame)} points, unit {frame.attrs.get('unit')}", file=sys.stderr)
+    _print_frame(frame, args.format)
     return 0
 
 

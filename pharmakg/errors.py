@@ -15,6 +15,8 @@ code that does not know about pharmakg::
     │   └── ConflictError                            a row contradicts the store
     │   ├── UnitError                                unknown or incompatible unit
     │   └── ValidationError                          SHACL violations on staged data
+    ├── PackageError (ValueError)                    a tech-transfer package is refused: package, member
+    │   └── SignatureError                           missing, bad or untrusted signature; unreadable key
     └── MissingDependencyError (ImportError)         an optional package is absent
 
 Errors carry structured fields and build their message from them, so tests
@@ -34,10 +36,12 @@ __all__ = [
     "IngestError",
     "MissingDependencyError",
     "NotAStoreError",
+    "PackageError",
     "PharmaKGError",
     "PharmaKGWarning",
     "QueryError",
     "ReadOnlyStoreError",
+    "SignatureError",
     "StoreError",
     "StoreLockedError",
     "UnitError",
@@ -177,6 +181,27 @@ class ValidationError(IngestError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), (self.where, self.problem), {"report": self.report}))
+
+
+class PackageError(PharmaKGError, ValueError):
+    """A tech-transfer package (or a key) is refused: names the package, the member at fault and why.
+
+    Raised before anything is written, so a refused import leaves the store as it was.
+    """
+
+    def __init__(self, package: str, problem: str, *, member: str | None = None) -> None:
+        self.package = package
+        self.member = member
+        self.problem = problem
+        where = f"{package} [{member}]" if member else package
+        super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.package, self.problem), {"member": self.member}))
+
+
+class SignatureError(PackageError):
+    """A signature is missing, does not match what it signs, or was made by a key nobody trusts."""
 
 
 class MissingDependencyError(PharmaKGError, ImportError):

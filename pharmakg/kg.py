@@ -12,11 +12,12 @@ import hashlib
 import io
 import json
 import shutil
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import audit
 from . import terms as T
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import rdflib
 
     from .ingest import LoadReport
+    from .ingest.series import MappingLike, SeriesReport
     from .twins.shelf import TwinShelf
     from .validate import ValidationReport
 
@@ -98,7 +100,14 @@ class KnowledgeGraph:
     predeclared.
     """
 
-    def __init__(self, store: Store, *, base: str = DEFAULT_BASE, user: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        base: str = DEFAULT_BASE,
+        user: str | None = None,
+        series_dir: str | Path | None = None,
+    ) -> None:
         if not base.endswith(("/", "#")):
             raise ValueError(f"base IRI must end with '/' or '#': {base!r}")
         self.store = store
@@ -107,6 +116,8 @@ class KnowledgeGraph:
         self._cache: dict[str, Any] = {}
         self._cache_revision: int | None = None
         self._accessors: dict[str, Any] = {}
+        self._series_dir = Path(series_dir) if series_dir is not None else None
+        self._series_cleanup: weakref.finalize[Any, Any] | None = None
 
     @property
     def cache(self) -> dict[str, Any]:
@@ -132,6 +143,8 @@ class KnowledgeGraph:
 
     def close(self) -> None:
         self.store.close()
+        if self._series_cleanup is not None:  # an in-memory graph's temporary series folder goes with it
+            self._series_cleanup()
 
     def __repr__(self) -> str:
         return f"<KnowledgeGraph {self.store.location}>"
@@ -182,6 +195,13 @@ class KnowledgeGraph:
         from ._results import ntriples_to_graph
 
         return ntriples_to_graph(raw.body)
+
+    def ntriples(self, sparql: str) -> bytes:
+        """Run a CONSTRUCT or DESCRIBE query; the triples as N-Triples bytes, unparsed (for bulk copies)."""
+        raw = self._run(sparql)
+        if raw.kind != "graph":
+            raise QueryError("ntriples() takes CONSTRUCT or DESCRIBE", query=sparql)
+        return raw.body
 
     def run(self, sparql: str) -> pd.DataFrame | bool | rdflib.Graph:
         """Any query form: SELECT gives a DataFrame, ASK a bool, CONSTRUCT/DESCRIBE an rdflib Graph."""
@@ -249,8 +269,12 @@ class KnowledgeGraph:
         reason: str = "",
         graph: str | None = None,
         progress: bool | Callable[[str], None] = False,
+        schemas: str | Path | None = None,
     ) -> list[LoadReport]:
-        """Load CSV bundle folders and RDF files; each path is one all-or-nothing transaction."""
+        """Load CSV bundle folders, RDF files and BatchML/B2MML ``.xml`` documents; each path is one all-or-nothing transaction.
+
+        ``schemas`` is a folder of XSDs (default ``$PHARMAKG_XML_SCHEMAS``) that XML documents must validate against.
+        """
         from .ingest import load_path
 
         callback = _progress_callback(progress)
@@ -265,9 +289,91 @@ class KnowledgeGraph:
                     reason=reason or f"load {Path(path).name}",
                     graph=graph,
                     progress=callback,
+                    schemas=schemas,
                 )
             )
         return reports
+
+    # -- historian series (points in Parquet beside the store, see pharmakg.ingest.series) ---------
+    @property
+    def series_dir(self) -> Path:
+        """Folder holding the historian series' Parquet files (one per batch x tag).
+
+        ``series_dir=`` as given to :func:`pharmakg.open` / :func:`pharmakg.connect`;
+        else ``series/`` inside an on-disk store's folder (so the folder moves,
+        backs up and restores with the store); else, for an in-memory graph, a
+        temporary folder made on first use and deleted by :meth:`close`, like the
+        graph itself. A remote store needs ``series_dir=``: the server's folder is
+        not ours to know.
+        """
+        if self._series_dir is None:
+            from .ingest.series import default_series_dir
+
+            found = default_series_dir(self.store)
+            if found is None:
+                if not isinstance(self.store, EmbeddedStore):
+                    raise StoreError(
+                        f"{self.store.location} is a remote store: pass series_dir= to pharmakg.connect "
+                        "(CLI --series-dir) to say where its series' Parquet files are"
+                    )
+                import tempfile
+
+                found = Path(tempfile.mkdtemp(prefix="pharmakg-series-"))
+                self._series_cleanup = weakref.finalize(self, shutil.rmtree, str(found), True)
+            self._series_dir = found
+        return self._series_dir
+
+    def load_series(
+        self,
+        path: str | Path,
+        *,
+        mapping: MappingLike,
+        reason: str = "",
+        timezone: str | None = None,
+        outside: Literal["error", "drop"] = "error",
+        graph: str | None = None,
+        progress: bool | Callable[[str], None] = False,
+    ) -> SeriesReport:
+        """Import a historian file (CSV or Parquet; long or wide) for the batches in the graph.
+
+        ``mapping`` says which process parameter each tag measures on which
+        equipment, in which unit (a CSV ``tag, parameter_id, equipment_id, unit``,
+        a DataFrame, a dict or :class:`~pharmakg.ingest.series.TagMap` s). The
+        points go to :attr:`series_dir` as Parquet; the graph gets one
+        ``pkg:TimeSeries`` node per batch x tag and the batch features as
+        parameter actuals (``P:mean`` ...), in one audited transaction. Bad input
+        raises an :class:`~pharmakg.IngestError` naming file, line and column,
+        and then nothing is written, in the graph or in the folder.
+        """
+        from .ingest.series import load_series
+
+        return load_series(
+            self.store,
+            path,
+            mapping=mapping,
+            series_dir=self.series_dir,
+            base=self.base,
+            user=self.user,
+            reason=reason or f"load series {Path(path).name}",
+            timezone=timezone,
+            outside=outside,
+            graph=graph,
+            progress=_progress_callback(progress),
+        )
+
+    def series(
+        self, batch: str | None, tag: str, start: Any = None, end: Any = None, *, verify: bool = False
+    ) -> pd.DataFrame:
+        """The points of ``tag`` in ``batch`` (business id or IRI; None: every batch) between start and end.
+
+        A DataFrame with ``timestamp`` (UTC) and ``value``; ``frame.attrs`` holds
+        the unit, parameter and equipment. ``start``/``end`` need a UTC offset.
+        Only the batch's file is opened, and only the row groups overlapping the
+        window are read. ``verify=True`` checks the file's sha256 against the graph.
+        """
+        from .ingest.series import read_series
+
+        return read_series(self.store, self.series_dir, batch, tag, start=start, end=end, verify=verify)
 
     def update(self, sparql: str, *, reason: str) -> None:
         """Run a SPARQL update and its audit record in one transaction."""
@@ -339,6 +445,9 @@ class KnowledgeGraph:
         if not isinstance(self.store, EmbeddedStore):
             raise StoreError("backup() needs an embedded store; export() a remote one")
         self.store.backup(target)
+        series = self._series_dir or (self.store.path / "series" if self.store.path is not None else None)
+        if series is not None and series.is_dir():  # the historian series travel with the store
+            shutil.copytree(series, Path(target) / "series", ignore=shutil.ignore_patterns(".staging-*"))
 
     def optimize(self) -> None:
         """Compact an embedded store after big loads (later queries get several times faster)."""
@@ -363,10 +472,18 @@ def _progress_callback(progress: bool | Callable[[str], None]) -> Callable[[str]
 
 
 def open_store(
-    path: str | Path | None = None, *, base: str = DEFAULT_BASE, read_only: bool = False, user: str | None = None
+    path: str | Path | None = None,
+    *,
+    base: str = DEFAULT_BASE,
+    read_only: bool = False,
+    user: str | None = None,
+    series_dir: str | Path | None = None,
 ) -> KnowledgeGraph:
-    """Open an embedded store: in memory when ``path`` is None, else on disk (created if missing)."""
-    return KnowledgeGraph(EmbeddedStore(path, read_only=read_only), base=base, user=user)
+    """Open an embedded store: in memory when ``path`` is None, else on disk (created if missing).
+
+    ``series_dir``: where historian series live as Parquet (default: ``series/`` in the
+    store's folder; for an in-memory store a temporary folder removed on close)."""
+    return KnowledgeGraph(EmbeddedStore(path, read_only=read_only), base=base, user=user, series_dir=series_dir)
 
 
 def connect_store(
@@ -377,11 +494,16 @@ def connect_store(
     base: str = DEFAULT_BASE,
     timeout: float = 60.0,
     user: str | None = None,
+    series_dir: str | Path | None = None,
 ) -> KnowledgeGraph:
-    """Connect to a SPARQL 1.1 server (its default graph must be the union of its named graphs)."""
+    """Connect to a SPARQL 1.1 server (its default graph must be the union of its named graphs).
+
+    ``series_dir``: the folder of the historian series' Parquet files (needed to load or read series)."""
     from .store.sparql import RemoteStore
 
-    return KnowledgeGraph(RemoteStore(query_url, update_url, auth=auth, timeout=timeout), base=base, user=user)
+    return KnowledgeGraph(
+        RemoteStore(query_url, update_url, auth=auth, timeout=timeout), base=base, user=user, series_dir=series_dir
+    )
 
 
 def restore(backup: str | Path, target: str | Path) -> None:

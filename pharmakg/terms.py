@@ -302,6 +302,16 @@ rowCount = PKG + "rowCount"
 tripleCount = PKG + "tripleCount"
 targetGraph = PKG + "targetGraph"
 user = PKG + "user"
+# tech-transfer packages (graph {base}graph/packages)
+TransferPackage = PKG + "TransferPackage"
+packageVersion = PKG + "packageVersion"
+packageGraph = PKG + "packageGraph"
+current = PKG + "current"
+signer = PKG + "signer"
+signatureMeaning = PKG + "signatureMeaning"
+signedAt = PKG + "signedAt"
+keyId = PKG + "keyId"
+mappedTo = PKG + "mappedTo"
 PROV_TERMS: tuple[str, ...] = (
     LoadActivity,
     AuditRecord,
@@ -313,4 +323,58 @@ PROV_TERMS: tuple[str, ...] = (
     tripleCount,
     targetGraph,
     user,
+    TransferPackage,
+    packageVersion,
+    packageGraph,
+    current,
+    signer,
+    signatureMeaning,
+    signedAt,
+    keyId,
+    mappedTo,
+)
+
+# historian series (pkg:TimeSeries nodes; the points live in Parquet beside the store)
+TimeSeries = PKG + "TimeSeries"
+tag = PKG + "tag"
+seriesFile = PKG + "seriesFile"
+seriesStart = PKG + "seriesStart"
+seriesEnd = PKG + "seriesEnd"
+pointCount = PKG + "pointCount"
+featureOf = PKG + "featureOf"
+feature = PKG + "feature"
+SERIES_TERMS: tuple[str, ...] = (TimeSeries, tag, seriesFile, seriesStart, seriesEnd, pointCount, featureOf, feature)
+
+# BatchML / B2MML (issue 8): procedure logic, batch events, recipe header, lot assembly
+Transition = PKG + "Transition"
+BatchEvent = PKG + "BatchEvent"
+precedes = PKG + "precedes"
+transitionOf = PKG + "transitionOf"
+condition = PKG + "condition"
+parameterType = PKG + "parameterType"
+textValue = PKG + "textValue"
+batchSize = PKG + "batchSize"
+batchSizeMin = PKG + "batchSizeMin"
+batchSizeMax = PKG + "batchSizeMax"
+approvedBy = PKG + "approvedBy"
+approvalDate = PKG + "approvalDate"
+assembledFrom = PKG + "assembledFrom"
+performedBy = PKG + "performedBy"
+batchEventType = PKG + "batchEventType"
+BATCHML_TERMS: tuple[str, ...] = (
+    Transition,
+    BatchEvent,
+    precedes,
+    transitionOf,
+    condition,
+    parameterType,
+    textValue,
+    batchSize,
+    batchSizeMin,
+    batchSizeMax,
+    approvedBy,
+    approvalDate,
+    assembledFrom,
+    performedBy,
+    batchEventType,
 )

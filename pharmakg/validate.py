@@ -179,13 +179,18 @@ def _subclass_pairs() -> tuple[tuple[str, str], ...]:
 
 
 def check_triples(
-    staged: pd.DataFrame, context: pd.DataFrame | None = None, refs: pd.DataFrame | None = None, *, limit: int = 20
+    staged: pd.DataFrame,
+    context: pd.DataFrame | None = None,
+    refs: pd.DataFrame | None = None,
+    *,
+    limit: int = 20,
+    shapes_path: Path = SHAPES_PATH,
 ) -> ValidationReport:
     """The compiled engine over triple tables (columns s, p, o as N-Triples terms).
 
     ``staged`` is judged; ``context`` (the store's triples about staged subjects)
     completes their descriptions; ``refs`` (types of referenced nodes) only
-    answers sh:class.
+    answers sh:class. ``shapes_path`` names another shapes file (a package's own copy).
     """
     from ._shacl_frame import check_frames
 
@@ -194,7 +199,7 @@ def check_triples(
         staged,
         context if context is not None else empty,
         refs if refs is not None else empty,
-        compile_shapes(),
+        compile_shapes(shapes_path),
         _subclass_pairs(),
         limit=limit,
     )

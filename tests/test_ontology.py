@@ -70,6 +70,8 @@ REQUIRED = {
     "Twin": {"twinId", "twinVersion", "twinKind", "twinStatus", "input", "output"},
     "TwinPort": {"portName", "via", "unit"},
     "TwinParameter": {"parameterName", "estimate", "unit"},
+    "TimeSeries": {"batch", "equipment", "parameter", "tag", "unit"}
+    | {"seriesStart", "seriesEnd", "pointCount", "seriesFile", "sha256"},
 }
 
 # Alignments the brief fixes for properties (class alignments are read from the
@@ -569,6 +571,18 @@ shp:SH-1 a pkg:Shipment ; dcterms:identifier "SH-1" ; pkg:lot lot:B1 ; pkg:custo
 <https://example.org/pharmakg/twin/TW-1/1/param/b0> a pkg:TwinParameter ; dcterms:identifier "TW-1/1/param/b0" ;
     pkg:parameterName "b0" ; pkg:estimate "91.5"^^xsd:double ; pkg:unit "%" ; pkg:standardError "0.4"^^xsd:double ;
     pkg:fixed false ; pkg:positive false ; pkg:order 0 .
+<https://example.org/pharmakg/series/B1/TT-101> a pkg:TimeSeries ; dcterms:identifier "B1/TT-101" ;
+    rdfs:label "TT-101 (B1)" ; pkg:batch bat:B1 ; pkg:equipment eq:TT-01 ; pkg:parameter par:SPRAY-RATE ;
+    pkg:tag "TT-101" ; pkg:unit "g/min" ; pkg:unitAsGiven "kg/h" ;
+    pkg:seriesStart "2026-02-01T07:00:00Z"^^xsd:dateTime ; pkg:seriesEnd "2026-02-01T09:00:00Z"^^xsd:dateTime ;
+    pkg:pointCount 721 ; pkg:seriesFile "TT-101/B1.parquet" ;
+    pkg:sha256 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" .
+<https://example.org/pharmakg/transition/CR-B1/WET/T1> a pkg:Transition ; dcterms:identifier "T1" ;
+    pkg:transitionOf stp:WET ; pkg:condition "SPRAY complete" ; pkg:precedes stp:SPRAY .
+<https://example.org/pharmakg/batch-event/B1/E1> a pkg:BatchEvent ; dcterms:identifier "B1/E1" ;
+    pkg:batch bat:B1 ; pkg:step stp:SPRAY ; pkg:time "2026-02-01T08:00:00Z"^^xsd:dateTime ;
+    pkg:batchEventType "Operator/Exception" ; pkg:category "Out of spec" ; pkg:description "spray rate high" ;
+    pkg:performedBy per:jdoe .
 """
 
 EX = Namespace("https://example.org/pharmakg/")

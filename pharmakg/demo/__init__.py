@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._generate import DemoPlant, generate_bundle
+from ._site import receiving_site_bundle
 from ._split import split_bundle
 
 if TYPE_CHECKING:
     from ..ingest import LoadReport
     from ..kg import KnowledgeGraph
 
-__all__ = ["BuiltDemo", "DemoPlant", "build_demo", "generate_bundle", "split_bundle"]
+__all__ = ["BuiltDemo", "DemoPlant", "build_demo", "generate_bundle", "receiving_site_bundle", "split_bundle"]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ..store.base import Store
 from ..validate import ONTOLOGY_PATH, ValidationReport, check_triples
 from ._lookup import StoreLookup
 from ._nt import plain
+from .batchml import is_batchml, stage_xml
 from .bundle import MULTI_VALUED, stage_bundle
 from .rdf import RDF_SUFFIXES, stage_rdf
 
@@ -137,8 +138,12 @@ def load_path(
     reason: str,
     graph: str | None = None,
     progress: Callable[[str], None] | None = None,
+    schemas: str | Path | None = None,
 ) -> LoadReport:
-    """Stage ``path`` (a bundle folder or an RDF file) and commit it in one transaction."""
+    """Stage ``path`` (a bundle folder, an RDF file or a BatchML/B2MML ``.xml`` document) and commit it in one transaction.
+
+    ``schemas`` (else ``$PHARMAKG_XML_SCHEMAS``) is a folder of XSDs that XML documents are validated against.
+    """
     started_wall = audit.utc_now()
     t0 = time.perf_counter()
     path = Path(path)
@@ -149,11 +154,13 @@ def load_path(
     if path.is_dir():
         staged = stage_bundle(path, base=base, lookup=lookup, progress=progress)
         staged.triples["g"] = f"<{target}>"
+    elif path.suffix.lower() == ".xml" and is_batchml(path):
+        staged = stage_xml(path, base=base, lookup=lookup, graph=target, schemas=schemas)
     elif path.suffix.lower() in RDF_SUFFIXES:
         staged = stage_rdf(path, base=base, graph=target)
     else:
         raise IngestError(
-            Where(str(path)), "is neither a CSV bundle folder nor an RDF file (.ttl .nt .nq .trig .jsonld .rdf)"
+            Where(str(path)), "is neither a CSV bundle folder, an RDF file (.ttl .nt .nq .trig .jsonld .rdf) nor a BatchML/B2MML .xml document"
         )
     if progress:
         progress("checking against the store")
