@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_STORE ?= demo-store
 DEMO_BATCHES ?= 300
 
-.PHONY: lab test install demo lint typecheck layers unit notebooks bench clean
+.PHONY: lab test install demo lint typecheck layers unit notebooks bench clean validation-report
 
 $(STAMP): pyproject.toml extensions/jupyter/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -37,7 +37,13 @@ layers: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --junitxml=build/junit.xml
+
+# GAMP 5 validation pack: requirements (docs/requirements.csv) -> tests -> last results, as HTML
+# (the report is written even when tests fail: it shows which requirements they break)
+validation-report: $(STAMP)
+	-$(BIN)/python -m pytest -q --junitxml=build/junit.xml
+	$(BIN)/python -m tests.validation_report build/junit.xml build/validation-report.html
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:randomly --nbval-lax notebooks
@@ -48,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_STORE) build .pytest_cache .mypy_cache .ruff_cache

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-from dataclasses import dataclass
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from . import terms as T
+from .store.base import Store
 
 __all__ = ["WriteRecord", "audit_graph", "current_user", "provenance_graph", "record_insert", "record_quads", "utc_now"]
 
@@ -54,10 +59,27 @@ class SourceRecord:
 
 
 @dataclass(frozen=True)
-class WriteRecord:
-    """Who wrote what, when and why."""
+class GraphState:
+    """A named graph's content at a checkpoint: triple count and an order-free digest.
 
-    action: str  # load | update | demo | restore
+    ``digest`` is the sum, modulo 2**256, of the sha256 of every N-Triples line
+    of the graph (a multiset hash): independent of dump order, and changed by
+    any added, removed or edited triple. For an update's effect, ``added`` and
+    ``removed`` count what the update changed in this graph.
+    """
+
+    graph: str
+    triples: int
+    digest: str
+    added: int | None = None
+    removed: int | None = None
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    """Who wrote what, when and why; once numbered, one link of the hash chain."""
+
+    action: str  # load | update | import | demo | restore | checkpoint | sign
     user: str
     reason: str
     target_graph: str | None
@@ -66,6 +88,54 @@ class WriteRecord:
     sources: tuple[SourceRecord, ...] = ()
     started: str = ""
     ended: str = ""
+    triples_removed: int = 0
+    number: int = 0  # position in the chain (1, 2, ...); 0: not chained
+    previous: str = ""  # recordHash of record number - 1 ("" for the first)
+    about: str | None = None  # the record a checkpoint or signature is about (IRI)
+    graphs: tuple[GraphState, ...] = ()  # checkpoints: graph states after the write
+    added_nt: str = ""  # an update's added triples (N-Triples), kept so a value's history can be shown
+    removed_nt: str = ""
+    signature: dict[str, str] | None = None  # e-signature fields (see sign_record)
+
+    def content(self) -> str:
+        """The canonical JSON the record hash covers (every field but ``started``)."""
+        fields = asdict(self)
+        fields.pop("started")
+        fields["sources"] = [asdict(s) for s in self.sources]
+        fields["graphs"] = [asdict(g) for g in self.graphs]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def hash(self) -> str:
+        return hashlib.sha256(self.content().encode("utf-8")).hexdigest()
+
+    def iri(self, base: str) -> str:
+        if self.number:
+            return f"{base}audit/{self.number:09d}"
+        key = hashlib.sha256(f"{self.ended}|{self.user}|{self.digest}".encode()).hexdigest()[:20]
+        return f"{base}audit/{key}"
+
+
+def load_record(
+    *,
+    user: str,
+    reason: str,
+    target_graph: str,
+    triples_added: int,
+    written: bytes,
+    sources: tuple[SourceRecord, ...],
+    started: str,
+) -> WriteRecord:
+    """The record of a load (bundle, RDF, XML or series): its digest is the sha256 of the bytes ``written``."""
+    return WriteRecord(
+        action="load",
+        user=user,
+        reason=reason,
+        target_graph=target_graph,
+        triples_added=triples_added,
+        digest=hashlib.sha256(written).hexdigest(),
+        sources=sources,
+        started=started,
+    )
 
 
 def file_sha256(path: str) -> str:
@@ -91,12 +161,15 @@ def record_insert(base: str, rec: WriteRecord) -> str:
 
 def _record_triples(base: str, rec: WriteRecord) -> list[tuple[str, str]]:
     """(graph, 's p o') pairs of the audit record and, for loads, the PROV-O activity."""
-    ended = rec.ended or utc_now()
-    key = hashlib.sha256(f"{ended}|{rec.user}|{rec.digest}".encode()).hexdigest()[:20]
+    if not rec.ended:
+        rec = replace(rec, ended=utc_now())
+    ended = rec.ended
+    key = rec.iri(base).rsplit("/", 1)[1]
     audit_g = f"<{audit_graph(base)}>"
     prov_g = f"<{provenance_graph(base)}>"
     dt = f"^^<{T.XSD}dateTime>"
-    rid = f"<{base}audit/{key}>"
+    integer = f"^^<{T.XSD}integer>"
+    rid = f"<{rec.iri(base)}>"
     lines = [
         f"{rid} <{T.type_}> <{T.AuditRecord}> {audit_g} .",
         f"{rid} <{T.action}> {_lit(rec.action)} {audit_g} .",
@@ -108,6 +181,28 @@ def _record_triples(base: str, rec: WriteRecord) -> list[tuple[str, str]]:
     ]
     if rec.target_graph:
         lines.append(f"{rid} <{T.targetGraph}> <{rec.target_graph}> {audit_g} .")
+    if rec.number:
+        lines += [
+            f'{rid} <{T.recordNumber}> "{rec.number}"{integer} {audit_g} .',
+            f"{rid} <{T.previousHash}> {_lit(rec.previous)} {audit_g} .",
+            f"{rid} <{T.recordHash}> {_lit(rec.hash())} {audit_g} .",
+            f"{rid} <{T.recordContent}> {_lit(rec.content())} {audit_g} .",
+            f'{rid} <{T.triplesRemoved}> "{rec.triples_removed}"{integer} {audit_g} .',
+        ]
+    if rec.about:
+        lines.append(f"{rid} <{T.aboutRecord}> <{rec.about}> {audit_g} .")
+    if rec.added_nt:
+        lines.append(f"{rid} <{T.addedTriples}> {_lit(rec.added_nt)} {audit_g} .")
+    if rec.removed_nt:
+        lines.append(f"{rid} <{T.removedTriples}> {_lit(rec.removed_nt)} {audit_g} .")
+    if rec.signature:
+        sig = rec.signature
+        lines += [
+            f"{rid} <{T.signer}> {_lit(sig['signer'])} {audit_g} .",
+            f"{rid} <{T.signatureMeaning}> {_lit(sig['meaning'])} {audit_g} .",
+            f"{rid} <{T.signedAt}> {_lit(sig['time'])}{dt} {audit_g} .",
+            f"{rid} <{T.keyId}> {_lit(sig['key_id'])} {audit_g} .",
+        ]
     if rec.sources or rec.action == "load":
         act = f"<{base}load/{key}>"
         agent = f"<{base}person/{_quote(rec.user)}>"
@@ -146,3 +241,464 @@ def _quote(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
+
+
+# -- the hash chain -----------------------------------------------------------------------------
+#: an update's changed triples are kept inline in its effect record up to this size (larger: counts and digest only)
+INLINE_DELTA_BYTES = 1 << 20
+_MOD = 1 << 256
+
+
+def _select(store: Store, sparql: str) -> list[dict[str, str]]:
+    raw = store.query(sparql)
+    return [{k: v["value"] for k, v in b.items()} for b in json.loads(raw.body)["results"]["bindings"]]
+
+
+def chain_head(store: Store, base: str) -> tuple[int, str]:
+    """(number, hash) of the last chained record; (0, "") for an empty trail."""
+    rows = _select(
+        store,
+        f"SELECT ?n ?h WHERE {{ GRAPH <{audit_graph(base)}> {{ ?r <{T.recordNumber}> ?n ; <{T.recordHash}> ?h }} }} "
+        "ORDER BY DESC(?n) LIMIT 1",
+    )
+    return (int(rows[0]["n"]), rows[0]["h"]) if rows else (0, "")
+
+
+def numbered(store: Store, base: str, rec: WriteRecord) -> WriteRecord:
+    """``rec`` as the next link of the chain (number, previous hash, end time)."""
+    number, previous = chain_head(store, base)
+    return replace(rec, number=number + 1, previous=previous, ended=rec.ended or utc_now())
+
+
+def graph_lines(store: Store, graph: str) -> set[bytes]:
+    """The graph's triples as a set of N-Triples lines, as the store serialises them."""
+    return {line.strip() for line in store.dump(format="nt", graph=graph).splitlines() if line.strip()}
+
+
+def multiset_digest(lines: Iterable[bytes]) -> str:
+    """Sum of the lines' sha256 modulo 2**256, as 64 hex digits (order-free; see GraphState)."""
+    total = 0
+    for line in lines:
+        total += int.from_bytes(hashlib.sha256(line).digest(), "big")
+    return f"{total % _MOD:064x}"
+
+
+def graph_state(store: Store, graph: str, lines: set[bytes] | None = None) -> GraphState:
+    lines = graph_lines(store, graph) if lines is None else lines
+    return GraphState(graph, len(lines), multiset_digest(lines))
+
+
+def data_graphs(store: Store, base: str) -> list[str]:
+    """Every named graph but the audit trail itself (which the chain protects)."""
+    rows = _select(store, "SELECT DISTINCT ?g WHERE { GRAPH ?g { } }")
+    names = sorted(r["g"] for r in rows if r["g"] != audit_graph(base))
+    # a cleared graph can stay listed (empty): only graphs holding data count
+    return [g for g in names if json.loads(store.query(f"ASK {{ GRAPH <{g}> {{ ?s ?p ?o }} }}").body)["boolean"]]
+
+
+_NAMED = re.compile(
+    r"(?:\bGRAPH|\bINTO|\bWITH|\bCLEAR|\bDROP|\bCREATE|\bTO)\s+(?:SILENT\s+)?(?:GRAPH\s+)?<([^>]+)>", re.I
+)
+_ANY_GRAPH = re.compile(
+    r"\bGRAPH\s*[?$]|\b(?:CLEAR|DROP|ADD|MOVE|COPY)\s+(?:SILENT\s+)?(?:ALL|NAMED|DEFAULT)\b|\bUSING\b|\bWITH\b", re.I
+)
+_LITERALS = re.compile(
+    r'"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\''
+)
+
+
+def touched_graphs(store: Store, base: str, sparql: str) -> list[str]:
+    """The graphs an update may change: those it names, or every data graph when it names them by variable.
+
+    An update without any GRAPH writes the default graph, which a union-default store
+    shows through every query: it is checked like all the rest.
+    """
+    code = _LITERALS.sub('""', sparql)  # words inside strings (a reason, a label) are not syntax
+    named = {g for g in _NAMED.findall(code) if g != audit_graph(base)}
+    body = code.upper()
+    if _ANY_GRAPH.search(code) or ("GRAPH" not in body and ("INSERT" in body or "DELETE" in body)):
+        return sorted(set(data_graphs(store, base)) | named)
+    return sorted(named)
+
+
+def commit_add(
+    store: Store,
+    base: str,
+    record: WriteRecord,
+    nquads: bytes,
+    *,
+    ntriples: bytes = b"",
+    graph: str | None = None,
+    graphs: Iterable[str] = (),
+) -> WriteRecord:
+    """Add data and its (chained) record in one transaction, then checkpoint ``graphs``."""
+    rec = numbered(store, base, record)
+    store.add(nquads + record_quads(base, rec).encode("utf-8"), ntriples=ntriples, graph=graph)
+    touched = set(graphs) | ({graph} if graph else set()) | ({rec.target_graph} if rec.target_graph else set())
+    checkpoint(store, base, user=rec.user, graphs=sorted(touched | {provenance_graph(base)}), about=rec.iri(base))
+    return rec
+
+
+def commit_update(store: Store, base: str, record: WriteRecord, sparql: str) -> WriteRecord:
+    """Run ``sparql`` and its chained record in one transaction, then record what it changed.
+
+    The graphs it may touch are read before and after, so the effect record names
+    every triple added and removed (inline up to INLINE_DELTA_BYTES) and checkpoints
+    the graphs' new states.
+    """
+    graphs = touched_graphs(store, base, sparql)
+    if record.sources or record.action == "load":  # its PROV-O activity goes to the provenance graph
+        graphs = sorted(set(graphs) | {provenance_graph(base)})
+    before = {g: graph_lines(store, g) for g in graphs}
+    rec = numbered(store, base, record)
+    store.update(sparql.rstrip().rstrip(";") + " ;\n" + record_insert(base, rec))
+    states, added, removed = [], [], []
+    for g in graphs:
+        now = graph_lines(store, g)
+        plus, minus = now - before[g], before[g] - now
+        added += [f"{line.decode()} # <{g}>" for line in sorted(plus)]
+        removed += [f"{line.decode()} # <{g}>" for line in sorted(minus)]
+        state = graph_state(store, g, now)
+        states.append(replace(state, added=len(plus), removed=len(minus)))
+    added_nt, removed_nt = "\n".join(added), "\n".join(removed)
+    delta = hashlib.sha256(f"{added_nt}\n--\n{removed_nt}".encode()).hexdigest()
+    if len(added_nt) + len(removed_nt) > INLINE_DELTA_BYTES:
+        added_nt = removed_nt = ""
+    _write_chained(
+        store,
+        base,
+        WriteRecord(
+            action="effect",
+            user=rec.user,
+            reason=f"what record {rec.number} changed",
+            target_graph=None,
+            triples_added=len(added),
+            triples_removed=len(removed),
+            digest=delta,
+            about=rec.iri(base),
+            graphs=tuple(s for s in states if s.added or s.removed or s.triples),
+            added_nt=added_nt,
+            removed_nt=removed_nt,
+        ),
+    )
+    return replace(rec, triples_added=len(added), triples_removed=len(removed))
+
+
+def _write_chained(store: Store, base: str, record: WriteRecord) -> WriteRecord:
+    rec = numbered(store, base, record)
+    store.add(record_quads(base, rec).encode("utf-8"))
+    return rec
+
+
+def checkpoint(
+    store: Store,
+    base: str,
+    *,
+    user: str,
+    graphs: Iterable[str] | None = None,
+    about: str | None = None,
+    reason: str = "",
+) -> WriteRecord:
+    """Record the current state (count and digest) of ``graphs`` (default: every data graph) as a chained record."""
+    names = data_graphs(store, base) if graphs is None else sorted(set(graphs))
+    states = tuple(graph_state(store, g) for g in names)
+    return _write_chained(
+        store,
+        base,
+        WriteRecord(
+            action="checkpoint",
+            user=user,
+            reason=reason or (f"graph states after {about.rsplit('/', 1)[-1]}" if about else "checkpoint"),
+            target_graph=None,
+            triples_added=0,
+            digest=multiset_digest(s.digest.encode() for s in states),
+            about=about,
+            graphs=states,
+        ),
+    )
+
+
+def sign_record(
+    store: Store, base: str, record: str | int, *, key: str, signer: str, meaning: str, user: str
+) -> WriteRecord:
+    """An e-signature on a chained record, bound to its hash (§11.70), itself a chained record."""
+    from . import signing
+
+    target = _record_row(store, base, record)
+    sig = signing.sign_digest(target["hash"], key=key, signer=signer, meaning=meaning)
+    public = signing.load_private_key(key).public_key()
+    from cryptography.hazmat.primitives import serialization
+
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    fields = {
+        "record": target["r"],
+        "digest": sig.digest,
+        "signer": sig.signer,
+        "meaning": sig.meaning,
+        "time": sig.time,
+        "key_id": sig.key_id,
+        "value": sig.value,
+        "public_key": raw.hex(),
+    }
+    return _write_chained(
+        store,
+        base,
+        WriteRecord(
+            action="sign",
+            user=user,
+            reason=f"{meaning} by {signer}",
+            target_graph=None,
+            triples_added=0,
+            digest=target["hash"],
+            about=target["r"],
+            signature=fields,
+        ),
+    )
+
+
+def _record_row(store: Store, base: str, record: str | int) -> dict[str, str]:
+    if isinstance(record, int) or str(record).isdigit():
+        where = f'?r <{T.recordNumber}> "{int(record)}"^^<{T.XSD}integer> .'
+    else:
+        where = f"VALUES ?r {{ <{record}> }}"
+    rows = _select(
+        store,
+        f"SELECT ?r ?n ?hash WHERE {{ GRAPH <{audit_graph(base)}> {{ {where} ?r <{T.recordNumber}> ?n ; "
+        f"<{T.recordHash}> ?hash }} }}",
+    )
+    if not rows:
+        raise KeyError(f"no chained audit record {record!r}")
+    return rows[0]
+
+
+# -- verification ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """The result of checking the trail: records checked and every problem found (empty: intact)."""
+
+    records: int
+    unchained: int
+    head: str
+    graphs_checked: int
+    signatures: int
+    problems: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        lines = [
+            f"audit trail: {self.records} chained records, head {self.head[:16]}…, {self.graphs_checked} graphs "
+            f"checked against their last checkpoint, {self.signatures} signatures"
+            + (f", {self.unchained} records from before the chain" if self.unchained else "")
+        ]
+        lines.append("intact" if self.ok else f"{len(self.problems)} problem(s):")
+        lines += [f"  {where}: {what}" for where, what in self.problems]
+        return "\n".join(lines)
+
+
+def verify_trail(store: Store, base: str, *, trust: Mapping[str, object] | None = None) -> AuditReport:
+    """Check the chain (edited, deleted, reordered or inserted records), signatures and the data's checkpoints."""
+    ag = f"<{audit_graph(base)}>"
+    rows = _select(
+        store,
+        f"""SELECT ?r ?n ?content ?hash ?action ?user ?reason WHERE {{ GRAPH {ag} {{ ?r a <{T.AuditRecord}> .
+  OPTIONAL {{ ?r <{T.recordNumber}> ?n }} OPTIONAL {{ ?r <{T.recordContent}> ?content }}
+  OPTIONAL {{ ?r <{T.recordHash}> ?hash }} OPTIONAL {{ ?r <{T.action}> ?action }}
+  OPTIONAL {{ ?r <{T.user}> ?user }} OPTIONAL {{ ?r <{T.reason}> ?reason }} }} }}""",
+    )
+    problems: list[tuple[str, str]] = []
+    by_record: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_record.setdefault(r["r"], []).append(r)
+    chained: list[tuple[int, str, dict[str, Any], str]] = []
+    unchained = 0
+    hashes: dict[str, str] = {}
+    for iri, variants in sorted(by_record.items()):
+        name = iri.rsplit("/", 1)[-1]
+        if len(variants) > 1:
+            problems.append((name, "holds two values for one field (edited in place?)"))
+        r = variants[0]
+        if "n" not in r:
+            unchained += 1
+            continue
+        content = r.get("content", "")
+        if hashlib.sha256(content.encode("utf-8")).hexdigest() != r.get("hash"):
+            problems.append((name, "its content does not match its hash (edited)"))
+        try:
+            fields = json.loads(content)
+        except ValueError:
+            problems.append((name, "its content is not readable"))
+            continue
+        for key in ("action", "user", "reason"):
+            if fields.get(key) != r.get(key):
+                problems.append((name, f"{key} reads {r.get(key)!r} but was recorded as {fields.get(key)!r} (edited)"))
+        if fields.get("number") != int(r["n"]):
+            problems.append((name, f"numbered {r['n']} but recorded as {fields.get('number')}"))
+        chained.append((int(r["n"]), iri, fields, r.get("hash", "")))
+        hashes[iri] = r.get("hash", "")
+    chained.sort(key=lambda c: c[0])
+    expected, previous = 1, ""
+    for number, iri, fields, h in chained:
+        name = iri.rsplit("/", 1)[-1]
+        if number > expected:
+            problems.append((name, f"records {expected}..{number - 1} are missing (deleted)"))
+        elif number < expected:
+            problems.append((name, f"a second record numbered {number} (inserted, or two writers at once)"))
+        if fields.get("previous") != previous:
+            problems.append((name, "does not follow the record before it (reordered, or one before it was changed)"))
+        expected, previous = number + 1, h
+    # checkpoints: the newest state recorded for each graph must be the graph's state now
+    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+    signatures = 0
+    for number, iri, fields, _ in chained:
+        for g in fields.get("graphs", []) or []:
+            assert isinstance(g, dict)
+            latest[str(g["graph"])] = (number, g)
+        sig = fields.get("signature")
+        if isinstance(sig, dict):
+            signatures += 1
+            problems += _check_signature(iri, sig, hashes, trust)
+    for graph, (number, state) in sorted(latest.items()):
+        now = graph_state(store, graph)
+        if (now.triples, now.digest) != (state["triples"], state["digest"]):
+            problems.append(
+                (
+                    graph,
+                    f"changed outside the audited path after record {number}: {state['triples']} triples "
+                    f"then, {now.triples} now, digests differ",
+                )
+            )
+    if chained:
+        for graph in data_graphs(store, base):
+            if graph not in latest:
+                problems.append((graph, "holds data written outside the audited path (no checkpoint ever)"))
+    return AuditReport(
+        records=len(chained),
+        unchained=unchained,
+        head=chained[-1][3] if chained else "",
+        graphs_checked=len(latest),
+        signatures=signatures,
+        problems=tuple(problems),
+    )
+
+
+def _check_signature(
+    iri: str, sig: dict[str, Any], hashes: dict[str, str], trust: Mapping[str, object] | None
+) -> list[tuple[str, str]]:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from . import signing
+
+    name = iri.rsplit("/", 1)[-1]
+    signed = str(sig.get("record", ""))
+    if hashes.get(signed) != sig.get("digest"):
+        return [(name, f"signs a record whose hash is no longer {str(sig.get('digest'))[:16]}… (record changed)")]
+    record = signing.Signature(
+        str(sig["digest"]),
+        str(sig["signer"]),
+        str(sig["meaning"]),
+        str(sig["time"]),
+        str(sig["key_id"]),
+        str(sig["value"]),
+    )
+    try:
+        public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(sig["public_key"])))
+        if signing.key_id(public) != record.key_id:
+            return [(name, "the signature's key id does not match its public key")]
+        import base64
+
+        public.verify(base64.b64decode(record.value), record.payload())
+    except (InvalidSignature, ValueError):
+        return [(name, f"the signature of {record.signer!r} does not verify")]
+    if trust is not None and record.key_id not in trust:
+        return [(name, f"signed by {record.signer!r} with key {record.key_id}, which is not trusted")]
+    return []
+
+
+# -- reading the trail -------------------------------------------------------------------------
+
+
+def trail(store: Store, base: str) -> list[dict[str, str]]:
+    """Every chained record, oldest first: number, time, user, action, reason, counts, what it is about, signature."""
+    ag = f"<{audit_graph(base)}>"
+    return _select(
+        store,
+        f"""SELECT ?number ?time ?user ?action ?reason ?target ?added ?removed ?about ?signer ?meaning ?record
+WHERE {{ GRAPH {ag} {{ ?record <{T.recordNumber}> ?number ; <{T.PROV}endedAtTime> ?time ; <{T.user}> ?user ;
+  <{T.action}> ?action ; <{T.reason}> ?reason ; <{T.tripleCount}> ?added ; <{T.triplesRemoved}> ?removed .
+  OPTIONAL {{ ?record <{T.targetGraph}> ?target }} OPTIONAL {{ ?record <{T.aboutRecord}> ?a . ?a <{T.recordNumber}> ?about }}
+  OPTIONAL {{ ?record <{T.signer}> ?signer ; <{T.signatureMeaning}> ?meaning }} }} }} ORDER BY ?number""",
+    )
+
+
+def record_life(store: Store, base: str, node: str) -> list[dict[str, str]]:
+    """The life of one node: the loads that wrote its graph, each update that changed it (old and new values), signatures."""
+    ag = f"<{audit_graph(base)}>"
+    graphs = [r["g"] for r in _select(store, f"SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ <{node}> ?p ?o }} }}")]
+    values = " ".join(f"<{g}>" for g in graphs)
+    rows: list[dict[str, str]] = []
+    if graphs:
+        rows += _select(
+            store,
+            f"""SELECT ?number ?time ?user ?action ?reason ?record WHERE {{ GRAPH {ag} {{
+  ?record <{T.recordNumber}> ?number ; <{T.PROV}endedAtTime> ?time ; <{T.user}> ?user ; <{T.action}> ?action ;
+  <{T.reason}> ?reason ; <{T.targetGraph}> ?g . VALUES ?g {{ {values} }} }} }}""",
+        )
+    needle = f"<{node}> "
+    effects = _select(
+        store,
+        f"""SELECT ?number ?time ?user ?action ?reason ?record ?added ?removed WHERE {{ GRAPH {ag} {{
+  ?effect <{T.aboutRecord}> ?record ; <{T.action}> "effect" .
+  OPTIONAL {{ ?effect <{T.addedTriples}> ?added }} OPTIONAL {{ ?effect <{T.removedTriples}> ?removed }}
+  FILTER(CONTAINS(COALESCE(?added, ""), {_lit(needle)}) || CONTAINS(COALESCE(?removed, ""), {_lit(needle)}))
+  ?record <{T.recordNumber}> ?number ; <{T.PROV}endedAtTime> ?time ; <{T.user}> ?user ; <{T.action}> ?action ;
+  <{T.reason}> ?reason }} }}""",
+    )
+    for e in effects:
+        e["change"] = _describe(node, e.pop("removed", ""), e.pop("added", ""))
+        rows.append(e)
+    signed = {r["record"] for r in rows}
+    if signed:
+        for s in _select(
+            store,
+            f"""SELECT ?about ?signer ?meaning ?time WHERE {{ GRAPH {ag} {{ ?s <{T.action}> "sign" ;
+  <{T.aboutRecord}> ?about ; <{T.signer}> ?signer ; <{T.signatureMeaning}> ?meaning ; <{T.signedAt}> ?time }} }}""",
+        ):
+            for r in rows:
+                if r["record"] == s["about"]:
+                    r["signatures"] = "; ".join(
+                        x for x in (r.get("signatures", ""), f"{s['meaning']} by {s['signer']} at {s['time']}") if x
+                    )
+    return sorted(rows, key=lambda r: int(r["number"]))
+
+
+def _describe(node: str, removed: str, added: str) -> str:
+    """'norLow: 57 -> 58' from an update's removed and added lines about ``node``."""
+    import pyoxigraph as ox
+
+    def about(text: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for line in text.splitlines():
+            if not line.startswith(f"<{node}> "):
+                continue
+            triple = line.rsplit(" # <", 1)[0]
+            try:
+                t = next(iter(ox.parse(triple.encode(), format=ox.RdfFormat.N_TRIPLES)))
+            except (SyntaxError, StopIteration):
+                continue
+            o = t.object
+            shown = o.value if isinstance(o, ox.Literal | ox.NamedNode) else str(o)
+            out.setdefault(t.predicate.value.rsplit("#", 1)[-1].rsplit("/", 1)[-1], []).append(shown)
+        return out
+
+    old, new = about(removed), about(added)
+    parts = []
+    for prop in sorted(set(old) | set(new)):
+        before, after = ", ".join(old.get(prop, [])) or "(none)", ", ".join(new.get(prop, [])) or "(none)"
+        parts.append(f"{prop}: {before} -> {after}")
+    return "; ".join(parts)

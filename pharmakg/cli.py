@@ -65,10 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parts", type=int, default=1, help="load as N time-ordered increments (for very large plants)")
     p.add_argument("--reason", default="demo plant", help="why (recorded in the audit trail)")
 
-    p = add("load", "load CSV bundle folders and RDF files, each in one transaction")
+    p = add("load", "load CSV bundle folders, RDF files and BatchML/B2MML .xml documents, each in one transaction")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--graph", metavar="IRI", help="named graph to load into (default: one per source)")
     p.add_argument("--reason", default="", help="why (recorded in the audit trail)")
+    p.add_argument(
+        "--schemas",
+        metavar="DIR",
+        help="folder of BatchML/B2MML XSDs that .xml documents must validate against (default $PHARMAKG_XML_SCHEMAS)",
+    )
 
     p = add("query", "run a SPARQL SELECT/ASK (or CONSTRUCT with --format nt/ttl)")
     p.add_argument("sparql", help="the query text, or - to read it from stdin, or @FILE")
@@ -144,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept updates from clients sending 'Authorization: Bearer <first line of FILE>' "
         "(default $PHARMAKG_UPDATE_TOKEN; none: read-only)",
     )
+    p.add_argument(
+        "--users",
+        metavar="FILE",
+        help="per-user tokens with roles reader/author/approver (CSV made by 'pharmakg user add'); "
+        "the audit trail records each write under its user's name",
+    )
+    p.add_argument("--private", action="store_true", help="queries need a user token too (default: open reads)")
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds a query or update may run (default 60)")
     p.add_argument("--row-cap", type=int, default=100_000, help="most solutions or triples per answer (default 100000)")
     p.add_argument("--max-body", type=int, default=16 * 1024 * 1024, help="largest request body in bytes (16 MiB)")
@@ -191,6 +203,33 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--html", metavar="FILE", help="also write the differences as an HTML page")
     _format(q)
 
+    p = add("audit", "the hash-chained audit trail: log, verify, sign, checkpoint")
+    au = p.add_subparsers(dest="audit_action", required=True, metavar="ACTION")
+    q = au.add_parser(
+        "log", help="every record, or the life of one node (ID): loads, corrections (old -> new), signatures"
+    )
+    _common(q, suppress=True)
+    q.add_argument("id", nargs="?", help="business id or IRI of a node")
+    _format(q)
+    q = au.add_parser("verify", help="check the chain, its signatures and every graph against its last checkpoint")
+    _common(q, suppress=True)
+    q.add_argument("--trust", metavar="KEYS_DIR", help="signatures must come from these public keys")
+    q = au.add_parser("sign", help="e-sign a record (its number) with your private key: signer, meaning, UTC time")
+    _common(q, suppress=True)
+    q.add_argument("record", help="the record number (see 'audit log')")
+    q.add_argument("--key", required=True, metavar="KEYFILE", help="your private key (PEM)")
+    q.add_argument("--signer", required=True, metavar="NAME", help="your full name")
+    q.add_argument("--meaning", required=True, help="authored, reviewed, approved, ...")
+    q = au.add_parser("checkpoint", help="record the state of every data graph in the chain")
+    _common(q, suppress=True)
+    q.add_argument("--reason", default="checkpoint", help="why (recorded)")
+
+    p = add("user", "endpoint users: add a named user with a role; the token is printed once")
+    p.add_argument("action", choices=("add", "list"))
+    p.add_argument("name", nargs="?", help="add: the person's user name (no shared accounts)")
+    p.add_argument("--role", choices=("reader", "author", "approver"), default="reader")
+    p.add_argument("--users", required=True, metavar="FILE", help="the users file (created if absent)")
+
     p = add("twin", "process models on graph nodes: list, show, fit, predict, drift, status")
     p.add_argument("action", choices=("list", "show", "fit", "predict", "drift", "status"))
     p.add_argument("id", nargs="?", help="twin id (or a version IRI)")
@@ -212,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="received_from", metavar="DATE", help="received on or after")
     p.add_argument("--to", dest="received_to", metavar="DATE", help="received before")
     _format(p)
+
+    p = add("recipe", "recipes as BatchML: export one as a BatchML V0700 document")
+    actions = p.add_subparsers(dest="recipe_action", required=True, metavar="ACTION")
+    q = actions.add_parser(
+        "export",
+        help="write a recipe (its header, parameters with NOR/PAR, elements and procedure logic) as BatchML V0700",
+        description="Write recipe RECIPE_ID as a BatchML V0700 BatchInformation document (stdout unless --out).",
+    )
+    _common(q, suppress=True)
+    q.add_argument("recipe_id", metavar="RECIPE_ID", help="recipe business id or IRI")
+    q.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    q.add_argument("--schemas", metavar="DIR", help="validate the document against the XSDs of DIR before writing it")
 
     p = add(
         "series", "historian time series: load a file (Parquet beside the store, features in the graph) or show one"
@@ -296,6 +347,24 @@ def _run(args: argparse.Namespace) -> int:
         return _serve(args)
     if cmd == "package":
         return _package(args)
+    if cmd == "audit":
+        return _audit(args)
+    if cmd == "user":
+        from .server.config import add_user, read_users
+
+        if args.action == "add":
+            if not args.name:
+                raise ValueError("user add needs a name")
+            token = add_user(args.users, args.name, args.role)
+            print(token)
+            print(
+                f"added {args.name} ({args.role}); the token above is shown once: give it to {args.name}",
+                file=sys.stderr,
+            )
+        else:
+            for name, role, _ in read_users(args.users):
+                print(f"{name}\t{role}")
+        return 0
     read_only = cmd in (
         "query",
         "validate",
@@ -306,6 +375,7 @@ def _run(args: argparse.Namespace) -> int:
         "rootcause",
     ) or (cmd == "twin" and args.action in ("list", "show", "predict", "drift"))  # backup flushes: read-write
     read_only = read_only or (cmd == "series" and args.series_action == "show")
+    read_only = read_only or cmd == "recipe"
     with _open(args, read_only=read_only) as kg:
         if cmd == "demo":
             from .demo import build_demo
@@ -325,8 +395,18 @@ def _run(args: argparse.Namespace) -> int:
             print(str(built), file=sys.stderr)
         elif cmd == "load":
             for path in args.paths:
-                (report,) = kg.load(path, reason=args.reason, graph=args.graph, progress=sys.stderr.isatty())
+                (report,) = kg.load(
+                    path, reason=args.reason, graph=args.graph, progress=sys.stderr.isatty(), schemas=args.schemas
+                )
                 print(str(report), file=sys.stderr)
+        elif cmd == "recipe":
+            from .ingest.batchml import export_batchml
+
+            data = export_batchml(kg, args.recipe_id, schemas=args.schemas)
+            if args.out:
+                Path(args.out).write_bytes(data)
+            else:
+                sys.stdout.buffer.write(data)
         elif cmd == "query":
             text = _read_text(args.sparql)
             if args.format in ("nt", "ttl"):
@@ -423,6 +503,25 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             _print_frame(scope.to_frame(), args.format)
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    action = args.audit_action
+    kg = _open(args, read_only=action in ("log", "verify"))
+    with kg:
+        if action == "log":
+            _print_frame(kg.history(args.id) if args.id else kg.audit_log(), args.format)
+        elif action == "verify":
+            report = kg.verify_audit(trust=args.trust)
+            print(report)
+            return 0 if report.ok else EXIT_ERROR
+        elif action == "sign":
+            rec = kg.sign(args.record, key=args.key, signer=args.signer, meaning=args.meaning)
+            print(f"record {args.record} signed by {args.signer} ({args.meaning!r}) as record {rec.number}")
+        else:
+            rec = kg.checkpoint(reason=args.reason)
+            print(f"checkpoint of {len(rec.graphs)} graphs as record {rec.number}")
     return 0
 
 
@@ -548,7 +647,7 @@ def _series(kg: Any, args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .kg import DEFAULT_BASE
     from .server import ServerConfig, serve
-    from .server.config import read_token, token_digest
+    from .server.config import read_token, read_users, token_digest
 
     token = read_token(args.update_token_file)
     config = ServerConfig(
@@ -566,6 +665,8 @@ def _serve(args: argparse.Namespace) -> int:
         allow_service=tuple(args.allow_service),
         cors_origins=tuple(args.cors),
         inline_ms=args.inline_ms,
+        users=read_users(args.users) if args.users else (),
+        private=args.private,
     )
     serve(config, log_level=args.log_level)
     return 0

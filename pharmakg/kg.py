@@ -375,8 +375,13 @@ class KnowledgeGraph:
 
         return read_series(self.store, self.series_dir, batch, tag, start=start, end=end, verify=verify)
 
-    def update(self, sparql: str, *, reason: str) -> None:
-        """Run a SPARQL update and its audit record in one transaction."""
+    def update(self, sparql: str, *, reason: str) -> audit.WriteRecord:
+        """Run a SPARQL update and its chained audit record in one transaction.
+
+        Then a second record names what it changed (triples added and removed,
+        kept inline so earlier values stay in the history) and checkpoints the
+        graphs it touched. Returns the update's record (to sign it, for example).
+        """
         if not reason.strip():
             raise ValueError("an update needs a reason (why the data changes)")
         record = audit.WriteRecord(
@@ -387,11 +392,82 @@ class KnowledgeGraph:
             triples_added=0,
             digest=hashlib.sha256(sparql.encode()).hexdigest(),
         )
-        insert = audit.record_insert(self.base, record)
         try:
-            self.store.update(PREFIXES + sparql.rstrip().rstrip(";") + " ;\n" + insert)
+            return audit.commit_update(self.store, self.base, record, PREFIXES + sparql)
         except QueryError as exc:
             raise _unshift(exc, sparql) from None
+
+    def sign(self, record: str | int, *, key: str | Path, signer: str, meaning: str) -> audit.WriteRecord:
+        """E-sign an audit record (its number or IRI) with the signer's private key (PEM), bound to its hash."""
+        return audit.sign_record(
+            self.store, self.base, record, key=str(key), signer=signer, meaning=meaning, user=self.user
+        )
+
+    def history(self, ref: str) -> pd.DataFrame:
+        """The life of a node (business id or IRI): the load that wrote it, every correction (old -> new), signatures."""
+        import pandas as pd
+
+        rows = audit.record_life(self.store, self.base, self.resolve(ref))
+        cols = ["number", "time", "user", "action", "reason", "change", "signatures"]
+        frame = pd.DataFrame(rows).reindex(columns=cols).astype(object)
+        frame["number"] = frame["number"].astype(int)
+        return frame.fillna("")
+
+    def audit_log(self) -> pd.DataFrame:
+        """Every chained audit record, oldest first (checkpoints, effects and signatures included)."""
+        import pandas as pd
+
+        cols = [
+            "number",
+            "time",
+            "user",
+            "action",
+            "reason",
+            "target",
+            "added",
+            "removed",
+            "about",
+            "signer",
+            "meaning",
+        ]
+        frame = pd.DataFrame(audit.trail(self.store, self.base)).reindex(columns=cols)
+        for c in ("number", "added", "removed", "about"):
+            frame[c] = pd.to_numeric(frame[c]).astype("Int64")
+        text = [c for c in cols if c not in ("number", "added", "removed", "about")]
+        frame[text] = frame[text].astype(object).fillna("")
+        return frame
+
+    def correct(self, ref: str, prop: str, value: Any, *, reason: str) -> audit.WriteRecord:
+        """Replace the value of a single-valued property of a node, where it is stored, with a reason.
+
+        The earlier value stays in the audit trail (``history(ref)`` shows it). ``prop`` is a
+        pkg: local name ("norLow") or an IRI; ``value`` a number, text, bool or datetime.
+        """
+        node = self.resolve(ref)
+        iri = prop if prop.startswith(("http://", "https://", "urn:")) else T.PKG + prop
+        graphs = [r["g"] for r in self.rows(f"SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ <{node}> <{iri}> ?o }} }}")]
+        if not graphs:
+            raise KeyError(f"{ref!r} has no {prop} to correct (use update() to add one)")
+        term = _literal(value)
+        return self.update(
+            " ;\n".join(
+                f"DELETE {{ GRAPH <{g}> {{ <{node}> <{iri}> ?o }} }} INSERT {{ GRAPH <{g}> {{ <{node}> <{iri}> {term} }} }} "
+                f"WHERE {{ GRAPH <{g}> {{ <{node}> <{iri}> ?o }} }}"
+                for g in graphs
+            ),
+            reason=reason,
+        )
+
+    def checkpoint(self, *, reason: str = "checkpoint") -> audit.WriteRecord:
+        """Record the state (count, digest) of every data graph in the audit chain."""
+        return audit.checkpoint(self.store, self.base, user=self.user, reason=reason)
+
+    def verify_audit(self, *, trust: str | Path | None = None) -> audit.AuditReport:
+        """Check the audit chain, its signatures and every graph against its last checkpoint (see pharmakg.audit)."""
+        from .signing import load_trust
+
+        keys = dict(load_trust(trust)) if trust is not None else None
+        return audit.verify_trail(self.store, self.base, trust=keys)
 
     # -- validation, info, export ------------------------------------------------------
     def validate(self, *, engine: str = "pyshacl") -> ValidationReport:
@@ -516,6 +592,23 @@ def restore(backup: str | Path, target: str | Path) -> None:
 
 
 _PREFIX_LINES = PREFIXES.count("\n")
+
+
+def _literal(value: Any) -> str:
+    """A SPARQL literal for a Python value (float -> xsd:double, as the ingest types numbers)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f'"{value}"^^<{T.XSD}integer>'
+    if isinstance(value, float):
+        return f'"{value!r}"^^<{T.XSD}double>'
+    if isinstance(value, dt.datetime | pd.Timestamp):
+        return f'"{pd.Timestamp(value).isoformat()}"^^<{T.XSD}dateTime>'
+    return sparql_string(str(value))
 
 
 def _unshift(exc: QueryError, sparql: str) -> QueryError:

@@ -302,6 +302,15 @@ rowCount = PKG + "rowCount"
 tripleCount = PKG + "tripleCount"
 targetGraph = PKG + "targetGraph"
 user = PKG + "user"
+# the hash chain of the audit trail
+recordNumber = PKG + "recordNumber"
+previousHash = PKG + "previousHash"
+recordHash = PKG + "recordHash"
+recordContent = PKG + "recordContent"
+triplesRemoved = PKG + "triplesRemoved"
+aboutRecord = PKG + "aboutRecord"
+addedTriples = PKG + "addedTriples"
+removedTriples = PKG + "removedTriples"
 # tech-transfer packages (graph {base}graph/packages)
 TransferPackage = PKG + "TransferPackage"
 packageVersion = PKG + "packageVersion"
@@ -323,6 +332,14 @@ PROV_TERMS: tuple[str, ...] = (
     tripleCount,
     targetGraph,
     user,
+    recordNumber,
+    previousHash,
+    recordHash,
+    recordContent,
+    triplesRemoved,
+    aboutRecord,
+    addedTriples,
+    removedTriples,
     TransferPackage,
     packageVersion,
     packageGraph,

@@ -443,8 +443,13 @@ def test_a_write_from_another_process_is_visible_to_the_next_query(store_path: P
 def test_clear_all_leaves_audit_and_provenance(tmp_path: Path) -> None:
     path = _mini_store(tmp_path / "store")
     with start(path, token=TOKEN, time_limit=60) as srv:
-        audit_before = _count(srv, f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{AUDIT}> {{ ?s ?p ?o }} }}")
+        records = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{AUDIT}> {{ ?r a <{pharmakg.terms.PKG}AuditRecord> }} }}"
+        audit_before = _count(srv, records)
         prov_before = _count(srv, f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{PROVENANCE}> {{ ?s ?p ?o }} }}")
+        data_before = _count(srv) - _count(
+            srv,
+            f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH ?g {{ ?s ?p ?o }} FILTER(?g IN (<{AUDIT}>, <{PROVENANCE}>)) }}",
+        )
         assert prov_before > 0
         resp = _update(srv, "CLEAR ALL")
         assert resp.status_code == 204, resp.text
@@ -452,7 +457,9 @@ def test_clear_all_leaves_audit_and_provenance(tmp_path: Path) -> None:
             srv.sparql_url, params={"query": "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }"}
         ).json()["results"]["bindings"]
         assert {g["g"]["value"] for g in graphs} == {AUDIT, PROVENANCE}
-        assert _count(srv, f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{AUDIT}> {{ ?s ?p ?o }} }}") == audit_before + 7
+        assert _count(srv, records) == audit_before + 2  # the update, and the record of what it removed
+        removed = f"SELECT (SUM(?x) AS ?n) WHERE {{ GRAPH <{AUDIT}> {{ ?r <{pharmakg.terms.PKG}action> 'effect' ; <{pharmakg.terms.PKG}triplesRemoved> ?x }} }}"
+        assert _count(srv, removed) == data_before  # every cleared triple is named in the trail
         assert _count(srv, f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{PROVENANCE}> {{ ?s ?p ?o }} }}") == prov_before
 
 
@@ -528,3 +535,36 @@ def test_cli_serve_refuses_a_missing_store(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 1 and "nothing" in out.stderr and "error" in out.stderr
+
+
+def test_per_user_tokens_with_roles_name_the_writer_in_the_audit_trail(tmp_path: Path) -> None:
+    from pharmakg.server.config import add_user
+
+    users = tmp_path / "users.csv"
+    tokens = {
+        name: add_user(users, name, role)
+        for name, role in (("rita", "reader"), ("ann", "author"), ("paul", "approver"))
+    }
+    assert users.stat().st_mode & 0o077 == 0 and all(t not in users.read_text() for t in tokens.values())
+    with start(_mini_store(tmp_path / "store"), extra_args=("--users", str(users), "--private")) as srv:
+
+        def upd(text: str, who: str | None) -> httpx.Response:
+            return _update(srv, text, headers={"Authorization": f"Bearer {tokens[who]}"} if who else {})
+
+        assert httpx.post(srv.sparql_url, data={"query": ALL_QUADS}).status_code == 401  # private: no anonymous reads
+        ok = httpx.post(
+            srv.sparql_url, data={"query": ALL_QUADS}, headers={"Authorization": f"Bearer {tokens['rita']}"}
+        )
+        assert ok.status_code == 200
+        assert upd("INSERT DATA { GRAPH <urn:t> { <urn:a> <urn:b> 1 } }", "rita").status_code == 403
+        assert upd("INSERT DATA { GRAPH <urn:t> { <urn:a> <urn:b> 1 } }", None).status_code == 401
+        resp = upd("INSERT DATA { GRAPH <urn:t> { <urn:a> <urn:b> 1 } }", "ann")
+        assert resp.status_code == 204, resp.text
+        status = f"INSERT DATA {{ GRAPH <urn:t> {{ <urn:twin> <{pharmakg.terms.PKG}twinStatus> <{pharmakg.terms.PKG}Validated> }} }}"
+        refused = upd(status, "ann")
+        assert refused.status_code == 403 and "approver" in refused.text
+        assert upd(status, "paul").status_code == 204
+    with pharmakg.open(tmp_path / "store") as kg:
+        writers = set(kg.audit_log()["user"])
+        assert {"ann via SPARQL endpoint (127.0.0.1)", "paul via SPARQL endpoint (127.0.0.1)"} <= writers
+        assert kg.verify_audit().ok

@@ -10,7 +10,6 @@ the backend's atomicity (see pharmakg.store.oxigraph).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from collections.abc import Callable
@@ -74,7 +73,8 @@ def _normalise(o: pd.Series) -> pd.Series:
     out = o.copy()
     dbl = parts[1].isin([T.XSD + "double", T.XSD + "float", T.XSD + "decimal", T.XSD + "integer"])
     if dbl.any():
-        out[dbl] = "num:" + pd.to_numeric(parts.loc[dbl, 0], errors="coerce").map(repr)
+        # as floats: a column of whole numbers alone would parse as int64 and "5000" would not match "5000.0"
+        out[dbl] = "num:" + pd.to_numeric(parts.loc[dbl, 0], errors="coerce").astype(float).map(repr)
     dtm = parts[1] == T.XSD + "dateTime"
     if dtm.any():
         ts = pd.to_datetime(parts.loc[dtm, 0], format="ISO8601", utc=True, errors="coerce")
@@ -160,7 +160,8 @@ def load_path(
         staged = stage_rdf(path, base=base, graph=target)
     else:
         raise IngestError(
-            Where(str(path)), "is neither a CSV bundle folder, an RDF file (.ttl .nt .nq .trig .jsonld .rdf) nor a BatchML/B2MML .xml document"
+            Where(str(path)),
+            "is neither a CSV bundle folder, an RDF file (.ttl .nt .nq .trig .jsonld .rdf) nor a BatchML/B2MML .xml document",
         )
     if progress:
         progress("checking against the store")
@@ -184,20 +185,19 @@ def load_path(
     sources = tuple(
         audit.SourceRecord(str(f), audit.file_sha256(str(f)), staged.rows.get(f.name)) for f in staged.files
     )
-    record = audit.WriteRecord(
-        action="load",
+    record = audit.load_record(
         user=user,
         reason=reason,
         target_graph=target,
         triples_added=len(new),
-        digest=hashlib.sha256(ntriples + payload).hexdigest(),
+        written=ntriples + payload,
         sources=sources,
         started=started_wall,
     )
-    payload += audit.record_quads(base, record).encode("utf-8")
     if progress:
         progress("commit")
-    store.add(payload, ntriples=ntriples, graph=target)
+    graphs = set(other["g"].str.slice(1, -1)) | ({T.ONTOLOGY_GRAPH} if _ONTOLOGY_MARK in payload else set())
+    audit.commit_add(store, base, record, payload, ntriples=ntriples, graph=target, graphs=graphs)
     return LoadReport(
         source=str(path),
         graph=target,
@@ -207,6 +207,9 @@ def load_path(
         seconds=time.perf_counter() - t0,
         validation=report,
     )
+
+
+_ONTOLOGY_MARK = f"<{T.ONTOLOGY_GRAPH}> .".encode()
 
 
 def _lines(terms: pd.Series) -> bytes:

@@ -31,7 +31,22 @@ __all__ = ["StagedBundle", "stage_bundle", "MULTI_VALUED", "TRIPLE_COLUMNS"]
 TRIPLE_COLUMNS = ["s", "p", "o", "file", "line", "column"]
 #: Predicates a subject may carry several times; every other one is single-valued,
 #: so a second, different value is a conflict.
-MULTI_VALUED = {f"<{p}>" for p in (T.type_, T.usedEquipment, T.consumed, T.produced, T.impacts, T.sublotOf)}
+MULTI_VALUED = {
+    f"<{p}>"
+    for p in (
+        T.type_,
+        T.usedEquipment,
+        T.consumed,
+        T.produced,
+        T.impacts,
+        T.sublotOf,
+        # BatchML / B2MML: a step precedes several, a recipe has several approvals, a lot several parents
+        T.precedes,
+        T.approvedBy,
+        T.performedBy,
+        T.assembledFrom,
+    )
+}
 
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import queue
+import re
 import signal
 import threading
 import time
@@ -52,6 +53,8 @@ T = TypeVar("T")
 #: Set by ``pharmakg serve`` in its workers: a timed-out worker may retire, a supervisor replaces it.
 ENV_SUPERVISED = "PHARMAKG_SERVE_SUPERVISED"
 _FORMATS_NS = "http://www.w3.org/ns/formats/"
+#: an update that changes a twin's validation status needs the approver role
+_NEEDS_APPROVER = re.compile(r"twinStatus", re.I)
 
 
 class _DaemonPool:
@@ -201,21 +204,45 @@ class Endpoint:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _writer(self, request: Request) -> tuple[str, str]:
-        """(user, reason) for the audit record of a write, once the bearer token checks out."""
+    def _bearer(self, request: Request) -> str | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def _reader(self, request: Request) -> None:
+        """A private endpoint answers queries only to its users (any role)."""
+        if not self.config.private:
+            return
+        token = self._bearer(request)
+        if token is None:
+            raise Refusal(401, "this endpoint is private: queries need 'Authorization: Bearer <your token>'")
+        if self.config.user_of(token) is None:
+            raise Refusal(403, "the token is not valid")
+
+    def _writer(self, request: Request, text: str = "") -> tuple[str, str]:
+        """(user, reason) for the audit record of a write, once the bearer token and its role check out.
+
+        A per-user token names its user (the audit trail records that name, never a claimed one);
+        the shared update token, when configured, takes the X-PharmaKG-User header as before.
+        """
         if not self.config.writable:
-            raise Refusal(403, "this endpoint is read-only: it was started without an update token")
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+            raise Refusal(403, "this endpoint is read-only: it was started without an update token or authors")
+        token = self._bearer(request)
+        if token is None:
             raise Refusal(401, "writes need 'Authorization: Bearer <token>'")
-        if not self.config.token_ok(token.strip()):
-            raise Refusal(403, "the update token is not valid")
         client = request.client.host if request.client else "unknown client"
-        claimed = request.headers.get("x-pharmakg-user", "").strip()
-        user = f"{claimed or 'update-token holder'} via SPARQL endpoint ({client})"
         reason = request.headers.get("x-pharmakg-reason", "").strip() or "SPARQL update through the endpoint"
-        return user, reason
+        known = self.config.user_of(token)
+        if known is not None:
+            name, role = known
+            if role == "reader":
+                raise Refusal(403, f"user {name!r} is a reader: writes need the author or approver role")
+            if role != "approver" and _NEEDS_APPROVER.search(text):
+                raise Refusal(403, f"user {name!r} is an author: changing a twin's status needs the approver role")
+            return f"{name} via SPARQL endpoint ({client})", reason
+        if not self.config.token_ok(token):
+            raise Refusal(403, "the update token is not valid")
+        claimed = request.headers.get("x-pharmakg-user", "").strip()
+        return f"{claimed or 'update-token holder'} via SPARQL endpoint ({client})", reason
 
     # -- /sparql -------------------------------------------------------------------------
     async def sparql(self, request: Request) -> Response:
@@ -262,6 +289,7 @@ class Endpoint:
         )
 
     async def _query(self, request: Request, query: str, params: QueryParams) -> Response:
+        self._reader(request)
         check_query(query, self.config.service_allowed)
         default = params.getlist("default-graph-uri") or None
         named = params.getlist("named-graph-uri") or None
@@ -330,7 +358,7 @@ class Endpoint:
     async def _update(
         self, request: Request, text: str, params: QueryParams, *, checked: bool = False, created: bool = False
     ) -> Response:
-        user, reason = self._writer(request)
+        user, reason = self._writer(request, text)
         if "using-graph-uri" in params or "using-named-graph-uri" in params:
             raise Refusal(400, "using-graph-uri / using-named-graph-uri are not supported; write USING in the update")
         try:

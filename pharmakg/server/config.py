@@ -16,7 +16,12 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["ENV_CONFIG", "ServerConfig", "is_loopback", "read_token", "token_digest"]
+__all__ = ["ENV_CONFIG", "ROLES", "ServerConfig", "add_user", "is_loopback", "read_token", "read_users", "token_digest"]
+
+#: What each role may do over HTTP. A reader queries; an author also writes; an approver also
+#: changes what needs approval (a twin's validation status). Signing is never done with a token:
+#: it needs the signer's private key (``pharmakg audit sign``).
+ROLES = ("reader", "author", "approver")
 
 #: The environment variable that carries a worker's configuration.
 ENV_CONFIG = "PHARMAKG_SERVE_CONFIG"
@@ -35,6 +40,43 @@ def read_token(path: str | None) -> str | None:
             raise ValueError(f"update token file {path} is empty")
         return token
     return os.environ.get("PHARMAKG_UPDATE_TOKEN") or None
+
+
+def read_users(path: str | Path) -> tuple[tuple[str, str, str], ...]:
+    """(name, role, token sha256) rows of a users file (CSV: name,role,token_sha256; no clear tokens)."""
+    import csv
+
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for i, row in enumerate(csv.DictReader(f), start=2):
+            name, role, digest = (row.get(k, "").strip() for k in ("name", "role", "token_sha256"))
+            if not name or role not in ROLES or len(digest) != 64:
+                raise ValueError(f"{path}, line {i}: needs name, role ({'/'.join(ROLES)}) and a 64-hex token_sha256")
+            rows.append((name, role, digest))
+    names = [r[0] for r in rows]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: a user appears twice (no shared accounts, and no account twice)")
+    return tuple(rows)
+
+
+def add_user(path: str | Path, name: str, role: str) -> str:
+    """Add ``name`` with ``role`` to the users file (created if absent); returns the new token, shown once."""
+    import csv
+    import secrets
+
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    path = Path(path)
+    existing = read_users(path) if path.exists() else ()
+    if any(r[0] == name for r in existing):
+        raise ValueError(f"{path}: user {name!r} exists already")
+    token = secrets.token_urlsafe(32)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "role", "token_sha256"])
+        w.writerows([*existing, (name, role, token_digest(token))])
+    path.chmod(0o600)
+    return token
 
 
 def is_loopback(host: str) -> bool:
@@ -65,6 +107,8 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
     root_path: str = ""  # URL prefix when mounted behind a proxy
     inline_ms: float = 5.0  # a repeat request measured faster than this on unchanged data skips the thread hop
+    users: tuple[tuple[str, str, str], ...] = ()  # (name, role, token sha256): per-user tokens with roles
+    private: bool = False  # queries need a user token too (any role)
 
     def __post_init__(self) -> None:
         if (self.store is None) == (self.endpoint is None):
@@ -76,13 +120,22 @@ class ServerConfig:
 
     @property
     def writable(self) -> bool:
-        return self.token_sha256 is not None
+        return self.token_sha256 is not None or any(role != "reader" for _, role, _ in self.users)
 
     def token_ok(self, presented: str) -> bool:
-        """Constant-time comparison of a presented bearer token with the configured one."""
+        """Constant-time comparison of a presented bearer token with the configured (shared) one."""
         if self.token_sha256 is None:
             return False
         return hmac.compare_digest(token_digest(presented), self.token_sha256)
+
+    def user_of(self, presented: str) -> tuple[str, str] | None:
+        """(name, role) of the user whose token this is; every digest is compared, in constant time."""
+        digest = token_digest(presented)
+        found = None
+        for name, role, expected in self.users:
+            if hmac.compare_digest(digest, expected):
+                found = (name, role)
+        return found
 
     def service_allowed(self, iri: str) -> bool:
         return any(iri.startswith(prefix) for prefix in self.allow_service)
@@ -95,4 +148,5 @@ class ServerConfig:
         data = json.loads(text)
         for key in ("allow_service", "cors_origins"):
             data[key] = tuple(data.get(key) or ())
+        data["users"] = tuple(tuple(u) for u in data.get("users") or ())
         return cls(**data)

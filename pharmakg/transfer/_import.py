@@ -266,13 +266,14 @@ def _rerun_twins(pkg: Package, scratch: KnowledgeGraph) -> pd.DataFrame:
 
 
 def _reified(triples: list[tuple[str, str, str]], graph: str) -> str:
-    """The triples as rdf:Statement nodes in ``graph`` (kept, queryable, not asserted)."""
+    """The triples as rdf:Statement nodes (N-Triples lines): kept, queryable, not asserted."""
     rdf = T.RDF
     parts = []
     for s, p, o in triples:
         node = f"<{graph}/statement/{hashlib.sha256(f'{s} {p} {o}'.encode()).hexdigest()[:24]}>"
         parts.append(
-            f"{node} <{rdf}type> <{rdf}Statement> ; <{rdf}subject> {s} ; <{rdf}predicate> {p} ; <{rdf}object> {o} ."
+            f"{node} <{rdf}type> <{rdf}Statement> .\n{node} <{rdf}subject> {s} .\n"
+            f"{node} <{rdf}predicate> {p} .\n{node} <{rdf}object> {o} ."
         )
     return "\n".join(parts)
 
@@ -315,54 +316,67 @@ def import_package(
     highest = max(known, default=0)
     becomes_current = version > highest
     cgraph, hgraph, reg = current_graph(kg.base, product), history_graph(kg.base, product), registry_graph(kg.base)
-    body = [f"GRAPH <{vgraph}> {{ {_reified(triples, vgraph)} }}"]
-    if history:
-        body.append(f"GRAPH <{hgraph}> {{ {history.decode()} }}")
     mapped = equipment.dropna(subset=["_receiving_iri"])
-    if becomes_current:
-        links = "\n".join(
-            f"<{a}> <{T.mappedTo}> <{b}> ."
-            for a, b in zip(mapped["_sending_iri"], mapped["_receiving_iri"], strict=True)
-        )
-        body.append(f"GRAPH <{cgraph}> {{ {knowledge.decode()}\n{links} }}")
     sig = pkg.signature
     assert sig is not None  # verify_package refuses unsigned packages
     pk = f"<{kg.base}package/{_pid(product)}/v{version}>"
     xsd = T.XSD
     record = [
-        f"{pk} a <{T.TransferPackage}> ; <{T.identifier}> {sparql_string(f'{product}@v{version}')} ;",
-        f'  <{T.product}> <{product_iri}> ; <{T.packageVersion}> "{version}"^^<{xsd}integer> ;',
-        f"  <{T.sha256}> {sparql_string(pkg.manifest_sha256)} ; <{T.signer}> {sparql_string(sig.signer)} ;",
-        f'  <{T.signatureMeaning}> {sparql_string(sig.meaning)} ; <{T.signedAt}> "{sig.time}"^^<{xsd}dateTime> ;',
-        f"  <{T.keyId}> {sparql_string(sig.key_id)} ; <{T.packageGraph}> <{vgraph}> ;",
-        f"  <{T.current}> {'true' if becomes_current else 'false'} .",
+        f"{pk} <{T.type_}> <{T.TransferPackage}>",
+        f"{pk} <{T.identifier}> {sparql_string(f'{product}@v{version}')}",
+        f"{pk} <{T.product}> <{product_iri}>",
+        f'{pk} <{T.packageVersion}> "{version}"^^<{xsd}integer>',
+        f"{pk} <{T.sha256}> {sparql_string(pkg.manifest_sha256)}",
+        f"{pk} <{T.signer}> {sparql_string(sig.signer)}",
+        f"{pk} <{T.signatureMeaning}> {sparql_string(sig.meaning)}",
+        f'{pk} <{T.signedAt}> "{sig.time}"^^<{xsd}dateTime>',
+        f"{pk} <{T.keyId}> {sparql_string(sig.key_id)}",
+        f"{pk} <{T.packageGraph}> <{vgraph}>",
+        f'{pk} <{T.current}> "{"true" if becomes_current else "false"}"^^<{xsd}boolean>',
     ]
-    if known:
-        prev = max(v for v in known if v < version) if any(v < version for v in known) else None
-        if prev is not None:
-            record.append(f"{pk} <{T.PROV}wasRevisionOf> <{kg.base}package/{_pid(product)}/v{prev}> .")
-    body.append(f"GRAPH <{reg}> {{ {chr(10).join(record)} }}")
-    payload = "INSERT DATA {\n" + "\n".join(body) + "\n}"
-    ops = []
+    earlier = [v for v in known if v < version]
+    if earlier:
+        record.append(f"{pk} <{T.PROV}wasRevisionOf> <{kg.base}package/{_pid(product)}/v{max(earlier)}>")
+    history_lines = [line for line in history.decode().splitlines() if line.strip()]
+    replacing = becomes_current and bool(known)  # an asserted current version exists and must go
+    if replacing:  # the store's history graph already holds most of it: send only what is new
+        have = audit.graph_lines(kg.store, hgraph)
+        history_lines = [line for line in history_lines if line.encode() not in have]
+    blocks: dict[str, list[str]] = {vgraph: _reified(triples, vgraph).splitlines(), hgraph: history_lines, reg: record}
     if becomes_current:
-        ops.append(f"DROP SILENT GRAPH <{cgraph}>")
-        ops.append(
-            f"DELETE {{ GRAPH <{reg}> {{ ?pk <{T.current}> true }} }} INSERT {{ GRAPH <{reg}> {{ ?pk <{T.current}> false }} }} "
-            f"WHERE {{ GRAPH <{reg}> {{ ?pk <{T.product}> <{product_iri}> ; <{T.current}> true }} }}"
-        )
-    ops.append(payload)
-    added = len(triples) * 4 + len(history.splitlines()) + (len(triples) + len(mapped) if becomes_current else 0)
+        blocks[cgraph] = [line for line in knowledge.decode().splitlines() if line.strip()] + [
+            f"<{a}> <{T.mappedTo}> <{b}>" for a, b in zip(mapped["_sending_iri"], mapped["_receiving_iri"], strict=True)
+        ]
+    nquads = "".join(
+        f"{line.rstrip().removesuffix(' .')} <{g}> .\n" for g, lines in blocks.items() for line in lines if line.strip()
+    ).encode()
+    added = nquads.count(b"\n")
     rec = audit.WriteRecord(
         action="import",
         user=kg.user,
         reason=reason,
         target_graph=vgraph,
         triples_added=added,
-        digest=hashlib.sha256(payload.encode()).hexdigest(),
+        digest=hashlib.sha256(nquads).hexdigest(),
         sources=(audit.SourceRecord(str(path), audit.file_sha256(str(path))),),
     )
-    ops.append(audit.record_insert(kg.base, rec))
-    kg.store.update(" ;\n".join(ops))
+    if not replacing:  # pure addition: one bulk N-Quads transaction
+        audit.commit_add(kg.store, kg.base, rec, nquads, graphs=list(blocks))
+    else:
+        data = " ".join(
+            f"GRAPH <{g}> {{ {' '.join(line.rstrip().removesuffix(' .') + ' .' for line in lines if line.strip())} }}"
+            for g, lines in blocks.items()
+        )
+        audit.commit_update(
+            kg.store,
+            kg.base,
+            rec,
+            f"DROP SILENT GRAPH <{cgraph}> ;\n"
+            f"DELETE {{ GRAPH <{reg}> {{ ?pk <{T.current}> ?c }} }} "
+            f'INSERT {{ GRAPH <{reg}> {{ ?pk <{T.current}> "false"^^<{xsd}boolean> }} }} '
+            f"WHERE {{ GRAPH <{reg}> {{ ?pk <{T.product}> <{product_iri}> ; <{T.current}> ?c }} }} ;\n"
+            f"INSERT DATA {{ {data} }}",
+        )
     return ImportReport(
         package=pkg.path,
         product=product,

@@ -33,9 +33,9 @@ from .. import audit
 from .. import signing as sig
 from ..errors import PackageError, SignatureError
 from ..kg import KnowledgeGraph
-from ..validate import SHAPES_PATH, check_triples, ntriples_frame
+from ..validate import SHAPES_PATH, check_triples
 from ._crate import MANIFEST, SIGNATURE, CrateFile, build_manifest, read_manifest
-from ._select import select_knowledge
+from ._select import select_knowledge, split_ntriples
 from ._summary import knowledge_store, process_tables, summary_html
 from ._zip import ZipLimits, read_members, write_zip
 
@@ -52,24 +52,25 @@ def _quads(ntriples: bytes, graph: str) -> bytes:
 
 
 def _split_quads(nquads: bytes, *, package: str) -> tuple[bytes, bytes]:
-    """(knowledge, history) N-Triples out of the package's N-Quads, parsed by pyoxigraph (never by string tricks)."""
+    """(knowledge, history) N-Triples out of the package's N-Quads, parsed and re-serialised by pyoxigraph."""
     import pyoxigraph as ox
 
-    knowledge: list[str] = []
-    history: list[str] = []
+    scratch = ox.Store()
     try:
-        for q in ox.parse(nquads, format=ox.RdfFormat.N_QUADS):
-            line = f"{q.subject} {q.predicate} {q.object} .\n"
-            graph = str(q.graph_name)
-            if graph == f"<{KNOWLEDGE_GRAPH}>":
-                knowledge.append(line)
-            elif graph == f"<{HISTORY_GRAPH}>":
-                history.append(line)
-            else:
-                raise PackageError(package, f"quad in an unexpected graph {graph}", member="data/knowledge.nq")
+        scratch.load(nquads, format=ox.RdfFormat.N_QUADS)
     except SyntaxError as exc:
         raise PackageError(package, f"not valid N-Quads ({exc})", member="data/knowledge.nq") from None
-    return "".join(knowledge).encode(), "".join(history).encode()
+    expected = {KNOWLEDGE_GRAPH, HISTORY_GRAPH}
+    for name in scratch.named_graphs():
+        if not isinstance(name, ox.NamedNode) or name.value not in expected:
+            raise PackageError(package, f"quad in an unexpected graph {name}", member="data/knowledge.nq")
+    if next(iter(scratch.quads_for_pattern(None, None, None, ox.DefaultGraph())), None) is not None:
+        raise PackageError(package, "quad in the default graph", member="data/knowledge.nq")
+    out = []
+    for g in (KNOWLEDGE_GRAPH, HISTORY_GRAPH):
+        data = scratch.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.NamedNode(g)) or b""
+        out.append(b"".join(sorted(line + b"\n" for line in data.splitlines() if line.strip())))
+    return out[0], out[1]
 
 
 def _conformance_ttl(report: Any, nodes: int) -> bytes:
@@ -86,7 +87,7 @@ def _conformance_ttl(report: Any, nodes: int) -> bytes:
 
 
 def _check_shacl(knowledge: bytes, history: bytes, shapes: Path, *, package: str) -> Any:
-    frame = ntriples_frame(knowledge + history)
+    frame = split_ntriples(knowledge + history)
     report = check_triples(frame, limit=1000, shapes_path=shapes)
     if not report.conforms:
         v = report.violations[0]
@@ -286,6 +287,7 @@ class Package:
     signature: sig.Signature | None
     files: dict[str, dict[str, Any]] = field(repr=False)
     members: dict[str, bytes] = field(repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def product(self) -> str:
@@ -296,12 +298,18 @@ class Package:
         return int(self.header["version"])
 
     def knowledge(self) -> bytes:
-        """The knowledge as N-Triples."""
-        return _split_quads(self.members["data/knowledge.nq"], package=self.path)[0]
+        """The knowledge as sorted N-Triples."""
+        return self._graphs()[0]
 
     def history(self) -> bytes:
-        """The batch history as N-Triples."""
-        return _split_quads(self.members["data/knowledge.nq"], package=self.path)[1]
+        """The batch history as sorted N-Triples."""
+        return self._graphs()[1]
+
+    def _graphs(self) -> tuple[bytes, bytes]:
+        cached = self._cache.get("graphs")
+        if cached is None:
+            cached = self._cache["graphs"] = _split_quads(self.members["data/knowledge.nq"], package=self.path)
+        return cached
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """CPPs, quality attributes, impacts, twins and recipe steps of the package."""

@@ -26,7 +26,7 @@ from .. import audit
 from .. import terms as T
 from ..kg import KnowledgeGraph
 
-__all__ = ["Selection", "select_knowledge"]
+__all__ = ["Selection", "select_knowledge", "split_ntriples"]
 
 _RECIPE_TYPES = f"<{T.GeneralRecipe}> <{T.SiteRecipe}> <{T.MasterRecipe}>"
 #: predicates that would drag site-private or unexported nodes (lots, control recipes, people, instruments) along
@@ -69,19 +69,25 @@ def select_knowledge(kg: KnowledgeGraph, product: str, *, history: int = 50) -> 
     pid = kg.rows(f"SELECT ?id WHERE {{ <{iri}> dcterms:identifier ?id }}")[0]["id"]
     chain = [iri]
     frontier = [iri]
-    while frontier:
-        found = _column(
+    inputs: set[str] = set()
+    while frontier:  # two small queries per level: a single join of batches x lots x recipes explodes
+        consumed = _column(
             kg,
-            f"""SELECT DISTINCT ?x WHERE {{ VALUES ?p {{ {_values(frontier)} }} VALUES ?rt {{ {_RECIPE_TYPES} }}
-  ?b a pkg:Batch ; pkg:product ?p ; pkg:consumed ?l . ?l pkg:material ?x . ?r a ?rt ; pkg:product ?x }}""",
-        )
-        frontier = sorted(found - set(chain))
-        chain += frontier
-    inputs = _column(
-        kg,
-        f"""SELECT DISTINCT ?x WHERE {{ VALUES ?p {{ {_values(chain)} }}
+            f"""SELECT DISTINCT ?x WHERE {{ VALUES ?p {{ {_values(frontier)} }}
   ?b a pkg:Batch ; pkg:product ?p ; pkg:consumed ?l . ?l pkg:material ?x }}""",
-    )
+        )
+        inputs |= consumed
+        made = (
+            _column(
+                kg,
+                f"""SELECT DISTINCT ?x WHERE {{ VALUES ?x {{ {_values(consumed)} }} VALUES ?rt {{ {_RECIPE_TYPES} }}
+  ?r a ?rt ; pkg:product ?x }}""",
+            )
+            if consumed
+            else set()
+        )
+        frontier = sorted(made - set(chain))
+        chain += frontier
     materials = set(chain) | inputs
     recipes = _column(
         kg,
@@ -147,17 +153,28 @@ def select_knowledge(kg: KnowledgeGraph, product: str, *, history: int = 50) -> 
         f"""CONSTRUCT {{ ?s ?p ?o }} WHERE {{ VALUES ?s {{ {_values(subjects)} }}
   GRAPH ?g {{ ?s ?p ?o }} FILTER(?g NOT IN ({excluded})) }}"""
     )
-    knowledge = _closed(knowledge, subjects, kg.base)
+    knowledge = _sorted_lines(_closed(knowledge, subjects, kg.base))
     batches = _last_batches(kg, chain, history)
     drops = ", ".join(f"<{p}>" for p in _HISTORY_DROPS)
     hist = b""
     if batches:
+        wanted = set(batches)
+        records = {  # by product, filtered here: a VALUES join over thousands of batches is slower
+            r["x"]
+            for r in kg.rows(
+                f"""SELECT ?x ?b WHERE {{ VALUES ?p {{ {_values(chain)} }} VALUES ?k {{ {_HISTORY_KINDS} }}
+  ?b pkg:product ?p . ?x pkg:batch ?b ; a ?k }}"""
+            )
+            if r["b"] in wanted
+        }
         keep = f"FILTER(?p NOT IN ({drops}) && ?g NOT IN ({excluded}))"
-        hist = kg.ntriples(
-            f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ VALUES ?s {{ {_values(batches)} }} GRAPH ?g {{ ?s ?p ?o }} {keep} }}"
-        ) + kg.ntriples(
-            f"""CONSTRUCT {{ ?s ?p ?o }} WHERE {{ VALUES ?b {{ {_values(batches)} }} VALUES ?k {{ {_HISTORY_KINDS} }} ?s pkg:batch ?b ; a ?k .
-  GRAPH ?g {{ ?s ?p ?o }} {keep} }}"""
+        subjects_h = sorted(set(batches) | records)
+        hist = b"".join(  # subjects first, then their triples: oxigraph joins VALUES ?s best this way round
+            kg.ntriples(
+                f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ VALUES ?s {{ {_values(subjects_h[i : i + 5000])} }} "
+                f"GRAPH ?g {{ ?s ?p ?o }} {keep} }}"
+            )
+            for i in range(0, len(subjects_h), 5000)
         )
     counts = {
         "products (chain)": len(chain),
@@ -172,13 +189,14 @@ def select_knowledge(kg: KnowledgeGraph, product: str, *, history: int = 50) -> 
         "equipment": len(units),
         "history batches": len(batches),
     }
+    history_nt = _sorted_lines(hist)
     return Selection(
         product=iri,
         product_id=pid,
         chain=tuple(chain),
-        knowledge=_sorted_lines(knowledge),
-        history=_sorted_lines(hist),
-        history_frame=_history_frame(kg, batches),
+        knowledge=knowledge,
+        history=history_nt,
+        history_frame=_history_frame(history_nt, knowledge),
         twins=tuple(sorted(twins)),
         counts=counts,
     )
@@ -224,23 +242,60 @@ def _last_batches(kg: KnowledgeGraph, chain: list[str], n: int) -> list[str]:
     return sorted(frame.groupby("p", sort=True).tail(n)["b"])
 
 
-def _history_frame(kg: KnowledgeGraph, batches: list[str]) -> pd.DataFrame:
-    """One row per exported batch: id, product, times, status, each parameter actual and result (mean)."""
-    if not batches:
-        return pd.DataFrame(columns=["batch", "product", "start", "end", "status"])
-    head = kg.query(
-        f"""SELECT ?batch ?product ?start ?end ?status WHERE {{ VALUES ?b {{ {_values(batches)} }}
-  ?b dcterms:identifier ?batch ; pkg:product/dcterms:identifier ?product .
-  OPTIONAL {{ ?b pkg:startTime ?start }} OPTIONAL {{ ?b pkg:endTime ?end }} OPTIONAL {{ ?b pkg:status ?status }} }}"""
+_LEX = r'^"((?:[^"\\]|\\.)*)"'
+
+
+def _history_frame(history: bytes, knowledge: bytes) -> pd.DataFrame:
+    """One row per exported batch: id, product, times, status, each parameter actual and result (mean).
+
+    Built from the history triples themselves (already selected), not by querying again.
+    """
+    cols = ["batch", "product", "start", "end", "status"]
+    frame = split_ntriples(history)
+    if frame.empty:
+        return pd.DataFrame(columns=cols)
+    ids = split_ntriples(knowledge)
+    ids = pd.concat([frame, ids])
+    ids = ids[ids["p"] == f"<{T.identifier}>"]
+    name = dict(zip(ids["s"], ids["o"].str.extract(_LEX, expand=False), strict=True))
+    lex = frame["o"].str.extract(_LEX, expand=False)
+
+    def column(pred: str, as_name: bool = False, raw: bool = False) -> pd.Series:
+        rows = frame["p"] == f"<{pred}>"
+        values = frame.loc[rows, "o"].map(name) if as_name else frame.loc[rows, "o"] if raw else lex[rows]
+        return pd.Series(values.to_numpy(), index=frame.loc[rows, "s"].to_numpy())
+
+    batches = frame.loc[(frame["p"] == f"<{T.type_}>") & (frame["o"] == f"<{T.Batch}>"), "s"].drop_duplicates()
+    head = pd.DataFrame({"s": batches.to_numpy()})
+    for col, pred, by_name in (
+        ("batch", T.identifier, False),
+        ("product", T.product, True),
+        ("start", T.startTime, False),
+        ("end", T.endTime, False),
+        ("status", T.status, False),
+    ):
+        head[col] = head["s"].map(column(pred, by_name).groupby(level=0).first())
+    what = pd.concat([column(T.parameter, True), column(T.attribute, True)])
+    what = what.groupby(level=0).first()
+    rec = pd.DataFrame({"b": column(T.batch, raw=True).groupby(level=0).first()})
+    rec = rec.join(what.rename("name")).join(
+        pd.to_numeric(column(T.value), errors="coerce").groupby(level=0).first().rename("value")
     )
-    values = kg.query(
-        f"""SELECT ?batch ?name (AVG(?v) AS ?value) WHERE {{ VALUES ?b {{ {_values(batches)} }}
-  ?b dcterms:identifier ?batch . ?x pkg:batch ?b ; pkg:value ?v .
-  {{ ?x pkg:parameter/dcterms:identifier ?name }} UNION {{ ?x pkg:attribute/dcterms:identifier ?name }}
-  FILTER(isNumeric(?v)) }} GROUP BY ?batch ?name"""
-    )
-    if values.empty:
+    rec = rec.dropna(subset=["name", "value"])
+    rec["batch"] = rec["b"].map(dict(zip(head["s"], head["batch"], strict=True)))
+    head = head.drop(columns="s")
+    if rec.empty:
         return head.sort_values("batch").reset_index(drop=True)
-    wide = values.pivot(index="batch", columns="name", values="value").reset_index()
+    wide = rec.pivot_table(index="batch", columns="name", values="value", aggfunc="mean").reset_index()
     wide.columns.name = None
     return head.merge(wide, on="batch", how="left").sort_values(["product", "start", "batch"]).reset_index(drop=True)
+
+
+def split_ntriples(ntriples: bytes) -> pd.DataFrame:
+    """s, p, o of N-Triples lines written by pyoxigraph (no spaces inside a subject or predicate).
+
+    Only for lines pyoxigraph serialised itself, where splitting on the first two spaces is
+    exact; plain str.split beats building terms one by one (and pandas' string methods).
+    """
+    rows = [line[:-2].split(" ", 2) for line in ntriples.decode("utf-8").splitlines() if line.endswith(" .")]
+    return pd.DataFrame(rows, columns=["s", "p", "o"], dtype=object)

@@ -93,8 +93,22 @@ class TwinShelf:
             raise TwinError(f"no twin {twin.meta.id!r} in the graph to revise; attach it first")
         return self._write(twin.with_meta(status="draft"), reason=reason)
 
-    def set_status(self, ref: str | Twin, status: str, *, reason: str) -> Twin:
-        """Move a version draft -> validated -> retired (audited; the reason is kept)."""
+    def set_status(
+        self,
+        ref: str | Twin,
+        status: str,
+        *,
+        reason: str,
+        key: str | None = None,
+        signer: str | None = None,
+        meaning: str | None = None,
+    ) -> Twin:
+        """Move a version draft -> validated -> retired (audited; the reason is kept).
+
+        With ``key`` (the signer's private key, PEM) and ``signer``, the status change
+        is e-signed: a signature record bound to the change's audit record, with the
+        meaning (default: "approved" for validation, "retired" otherwise).
+        """
         twin = ref if isinstance(ref, Twin) else self.load(ref)
         if status not in STATUSES:
             raise TwinError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
@@ -102,13 +116,28 @@ class TwinShelf:
             raise TwinError(f"twin {twin.meta.id} v{twin.version} is {twin.status}; it cannot become {status}")
         if status == "validated" and twin.fit_report is None:
             raise TwinError(f"twin {twin.meta.id} v{twin.version} was never fitted; fit it before validating")
+        if key is not None and not signer:
+            raise TwinError("an e-signed status change needs the signer's name")
         s = _iri(str(twin.iri))  # changed where it lives: its own graph, or an imported package's
-        self.kg.update(
-            f"DELETE {{ GRAPH ?g {{ {s} pkg:twinStatus ?old }} }} "
-            f"INSERT {{ GRAPH ?g {{ {s} pkg:twinStatus {_iri(_STATUS_IRI[status])} }} }} "
-            f"WHERE {{ GRAPH ?g {{ {s} pkg:twinStatus ?old }} }}",
+        graphs = [
+            r["g"] for r in self.kg.rows(f"SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ {s} pkg:twinStatus ?old }} }}")
+        ]
+        record = self.kg.update(
+            " ;\n".join(
+                f"DELETE {{ GRAPH <{g}> {{ {s} pkg:twinStatus ?old }} }} "
+                f"INSERT {{ GRAPH <{g}> {{ {s} pkg:twinStatus {_iri(_STATUS_IRI[status])} }} }} "
+                f"WHERE {{ GRAPH <{g}> {{ {s} pkg:twinStatus ?old }} }}"
+                for g in graphs
+            ),
             reason=reason,
         )
+        if key is not None and signer:
+            self.kg.sign(
+                record.iri(self.kg.base),
+                key=key,
+                signer=signer,
+                meaning=meaning or ("approved" if status == "validated" else status),
+            )
         return twin.with_meta(status=status)
 
     def _write(self, twin: Twin, *, reason: str) -> Twin:
