@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help="json: a list ordered best first, each with id, kind, score, p, prior, link, evidence, explanation, iri",
     )
+    p.add_argument("--report", metavar="FILE.html", help="also write the investigation as a self-contained HTML report")
+    p.add_argument(
+        "--accept", type=int, metavar="RANK", help="record the cause at this rank as the root cause (audited)"
+    )
+    p.add_argument("--reason", default="", help="--accept: why (required; recorded in the audit trail)")
+    p.add_argument("--sign", metavar="KEYFILE", help="--accept: e-sign the recorded root cause with your private key")
+    p.add_argument("--signer", metavar="NAME", help="--accept --sign: your full name")
 
     p = add("serve", "serve the store over SPARQL 1.1 (Protocol and Graph Store Protocol) at /sparql and /store")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
@@ -365,15 +372,19 @@ def _run(args: argparse.Namespace) -> int:
             for name, role, _ in read_users(args.users):
                 print(f"{name}\t{role}")
         return 0
-    read_only = cmd in (
-        "query",
-        "validate",
-        "info",
-        "export",
-        "trace",
-        "recall",
-        "rootcause",
-    ) or (cmd == "twin" and args.action in ("list", "show", "predict", "drift"))  # backup flushes: read-write
+    read_only = (
+        cmd
+        in (
+            "query",
+            "validate",
+            "info",
+            "export",
+            "trace",
+            "recall",
+        )
+        or (cmd == "rootcause" and not args.accept)
+        or (cmd == "twin" and args.action in ("list", "show", "predict", "drift"))
+    )  # backup flushes: read-write
     read_only = read_only or (cmd == "series" and args.series_action == "show")
     read_only = read_only or cmd == "recipe"
     with _open(args, read_only=read_only) as kg:
@@ -473,6 +484,19 @@ def _run(args: argparse.Namespace) -> int:
             from .rootcause import investigate
 
             found = investigate(kg, args.id, attribute=args.attribute, top=args.top)
+            if args.report:
+                Path(args.report).write_text(found.report_html(store=kg.store.location), encoding="utf-8")
+            if args.accept:
+                from .rootcause import accept_cause
+
+                if not args.reason.strip():
+                    raise ValueError("--accept needs --reason (why this is the root cause)")
+                if not 1 <= args.accept <= len(found.causes):
+                    raise ValueError(f"--accept takes a rank from 1 to {len(found.causes)}")
+                rec = accept_cause(
+                    kg, found, found.causes[args.accept - 1], reason=args.reason, key=args.sign, signer=args.signer
+                )
+                print(f"root cause of {args.id} recorded (audit record {rec.number})", file=sys.stderr)
             frame = found.to_frame().drop(columns=["rank"])
             if not found.strong:
                 print(f"{args.id}: no strong candidate (best score below the threshold)", file=sys.stderr)

@@ -66,10 +66,12 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from .store.base import sparql_string
+
 if TYPE_CHECKING:
     from .kg import KnowledgeGraph
 
-__all__ = ["NO_CANDIDATE_SCORE", "UNLINKED_PRIOR", "Cause", "Evidence", "Investigation", "investigate"]
+__all__ = ["NO_CANDIDATE_SCORE", "UNLINKED_PRIOR", "Cause", "Evidence", "Investigation", "accept_cause", "investigate"]
 
 #: Best score under this: "no strong candidate" (no cause beats a 1-in-100 chance after weighting).
 NO_CANDIDATE_SCORE = 2.0
@@ -169,6 +171,52 @@ class Investigation:
         for a, meaning, b in found.path:
             path.add_edge(a, b, meaning=meaning)
         return path
+
+    def report_html(self, *, store: str = "") -> str:
+        """A self-contained investigation report (no scripts, no external resources) to attach to the deviation.
+
+        Every candidate with its score, combined p-value and prior, each piece of
+        evidence with its own p-value, and the explanation path through the graph
+        from the deviation to the cause, each edge with its meaning.
+        """
+        from datetime import UTC, datetime
+
+        def label(node: str) -> str:
+            return str(self.graph.nodes[node].get("label", node)) if node in self.graph else node
+
+        head = self.deviation or f"{self.batch} / {self.attribute}"
+        parts = []
+        for i, c in enumerate(self.causes, 1):
+            evidence = "".join(
+                f"<li>{html.escape(e.text)} <small>(p = {e.p:.2g}, {html.escape(e.kind)})</small></li>"
+                for e in c.evidence
+            )
+            path = (
+                " → ".join(
+                    [html.escape(label(c.path[0][0]))]
+                    + [f"<i>{html.escape(m)}</i> {html.escape(label(b))}" for _, m, b in c.path]
+                )
+                if c.path
+                else "(no path)"
+            )
+            parts.append(
+                f"<h3>{i}. {html.escape(c.kind)} {html.escape(c.id)} — score {c.score:.2f}</h3>"
+                f"<p>{html.escape(c.link)}; combined p = {c.p:.2g}, prior {c.prior:.2f}</p>"
+                f"<ul>{evidence or '<li>no evidence</li>'}</ul><p><b>Path:</b> {path}</p>"
+            )
+        verdict = "" if self.strong else "<p><b>No strong candidate</b>: the best score is below the threshold.</p>"
+        when = datetime.now(UTC).isoformat(timespec="seconds")
+        return (
+            '<!doctype html><html><head><meta charset="utf-8">'
+            f"<title>Root-cause investigation {html.escape(head)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em;max-width:60em}h3{margin-bottom:0.2em}</style></head><body>"
+            f"<h1>Root-cause investigation: {html.escape(head)}</h1>"
+            f"<p>Batch {html.escape(self.batch)}; attribute {html.escape(self.attribute or '-')}; "
+            f"graph {html.escape(store)}; generated {when} by pharmakg.</p>{verdict}"
+            + "".join(parts)
+            + "<p><small>Scores combine the evidence p-values with Fisher's method and the knowledge prior; "
+            "see pharmakg.rootcause.</small></p></body></html>\n"
+        )
 
     def _repr_html_(self) -> str:
         head = f"deviation {self.deviation or '-'} on batch {self.batch}" + (
@@ -976,3 +1024,44 @@ def _equipment_evidence(
                                 {"calibration": first["iri"], "batch": b},
                             )
                         )
+
+
+def accept_cause(
+    kg: KnowledgeGraph,
+    found: Investigation,
+    cause: Cause | str,
+    *,
+    reason: str,
+    key: str | None = None,
+    signer: str | None = None,
+    meaning: str = "root cause approved",
+) -> Any:
+    """Record the cause the investigation accepted as the deviation's pkg:rootCause, through the audited path.
+
+    An earlier root cause is replaced, and stays in the audit trail's history
+    (``kg.history(deviation)``). With ``key`` and ``signer`` the change is e-signed.
+    Returns the update's audit record.
+    """
+    if found.deviation is None:
+        raise ValueError("only a deviation's investigation can record its root cause (this one is batch + attribute)")
+    chosen = cause if isinstance(cause, Cause) else next((c for c in found.causes if cause in (c.id, c.iri)), None)
+    if chosen is None:
+        raise KeyError(f"{cause!r} is not a candidate of this investigation")
+    dev = kg.resolve(found.deviation)
+    graphs = [r["g"] for r in kg.rows(f"SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ <{dev}> a pkg:Deviation }} }}")]
+    if not graphs:
+        raise KeyError(f"{found.deviation!r} is not a deviation in this graph")
+    text = sparql_string(f"{chosen.kind} {chosen.id}: {chosen.sentence()}")
+    record = kg.update(
+        " ;\n".join(
+            f"DELETE {{ GRAPH <{g}> {{ <{dev}> pkg:rootCause ?old }} }} WHERE {{ GRAPH <{g}> {{ <{dev}> pkg:rootCause ?old }} }}"
+            for g in graphs
+        )
+        + f" ;\nINSERT DATA {{ GRAPH <{graphs[0]}> {{ <{dev}> pkg:rootCause {text} }} }}",
+        reason=reason,
+    )
+    if key is not None:
+        if not signer:
+            raise ValueError("an e-signed root cause needs the signer's name")
+        kg.sign(record.number, key=key, signer=signer, meaning=meaning)
+    return record

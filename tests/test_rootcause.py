@@ -109,3 +109,27 @@ def test_same_ranking_on_a_remote_sparql_server(oxigraph_url: str, tmp_path: Pat
         assert [(c.id, round(c.score, 6)) for c in here.causes] == [(c.id, round(c.score, 6)) for c in there.causes]
         ranked += bool(here.causes)
     assert ranked >= 3
+
+
+def test_report_and_accepting_a_cause_through_the_audited_path(plant, tmp_path) -> None:
+    from pharmakg import transfer
+    from pharmakg.rootcause import accept_cause
+
+    kg, truth, _ = plant
+    dev, t = _first(truth, "granulation_water", "parameter")
+    found = investigate(kg, dev, top=5)
+    page = found.report_html(store=kg.store.location)
+    assert dev in page and t["cause"]["id"] in page and "Path:" in page and "<script" not in page
+    key, _ = transfer.generate_keypair(tmp_path / "qa.pem")
+    before = kg.query(f"SELECT ?rc WHERE {{ ?d dcterms:identifier '{dev}' ; pkg:rootCause ?rc }}")["rc"].tolist()
+    rec = accept_cause(kg, found, found.causes[0], reason="investigation DEV closed", key=str(key), signer="Q. A. Lead")
+    now = kg.query(f"SELECT ?rc WHERE {{ ?d dcterms:identifier '{dev}' ; pkg:rootCause ?rc }}")["rc"].tolist()
+    assert len(now) == 1 and now[0].startswith(f"parameter {t['cause']['id']}:")
+    life = kg.history(dev)
+    last = life[life["number"] == rec.number].iloc[0]
+    assert last["reason"] == "investigation DEV closed" and "root cause approved by Q. A. Lead" in last["signatures"]
+    if before:  # the earlier root cause stays in the history
+        assert before[0][:20] in last["change"]
+    assert kg.verify_audit().ok
+    with pytest.raises(KeyError):
+        accept_cause(kg, found, "no-such-cause", reason="x")
