@@ -37,6 +37,11 @@ from the plant's own history:
 - ``calibration``: the first calibration after the batch failed, with no
   passing one in between (the batch ran with an instrument later found out of
   tolerance); p is the share of failed calibrations in the plant;
+- ``upstream``: a deviation was already raised on a batch upstream of this
+  one (any number of levels, through intermediates); p is the share of that
+  product's batches with a deviation. The deviation is a candidate at the
+  unlinked prior (a symptom met on the way), and when its attribute is linked
+  to the failing one the same evidence goes to the unit it was raised on;
 - ``twin``: a twin in the graph predicts the attribute (or one linked to it)
   and its residual drift chart on the batch's unit was in alarm at that batch
   (pharmakg.twins.drift): p is the normal tail of the EWMA statistic.
@@ -92,7 +97,7 @@ T_CONTROL = "https://w3id.org/pharmakg/ontology#ControlModule"
 class Evidence:
     """One observation for a cause, with the chance of seeing it (or more) under no effect."""
 
-    kind: str  # limit | history | supplier | enrichment | timing | calibration
+    kind: str  # limit | history | supplier | enrichment | timing | calibration | twin | upstream
     text: str
     p: float
     data: dict[str, Any] = field(default_factory=dict)
@@ -103,7 +108,7 @@ class Cause:
     """A candidate cause: the node, how it is linked, the evidence, the score."""
 
     id: str  # business id as loaded (a supplier's name as written)
-    kind: str  # parameter | lot | supplier | equipment | event
+    kind: str  # parameter | lot | supplier | equipment | event | deviation
     iri: str
     label: str
     prior: float
@@ -255,6 +260,12 @@ class _Facts:
     deviations: pd.DataFrame  # iri, batch, equipment, attribute, opened, description
 
     # lookups every investigation walks, built once per set of facts
+    @cached_property
+    def batch_products(self) -> dict[str, str]:
+        """batch -> the material of the lots it produced (its product)."""
+        joined = self.produced.merge(self.lots[["iri", "material"]], left_on="lot", right_on="iri")
+        return dict(zip(joined["batch"], joined["material"], strict=True))
+
     @cached_property
     def producers(self) -> dict[str, list[str]]:
         return {str(k): v for k, v in self.produced.groupby("lot")["batch"].apply(list).items()}
@@ -777,6 +788,25 @@ def investigate(
         cause(equipment, "equipment", 1.0, "the deviation's unit", [(deviation or batch, "on", equipment)])
     _equipment_evidence(f, causes, upstream, btimes, window_days, cause, genealogy_path, equipment)
 
+    # -- deviations already raised upstream (recursing through intermediates) -------------------
+    # An upstream deviation is a symptom met on the way, not a root cause: it is a candidate at the
+    # unlinked prior (so it shows, and wins only when nothing else explains the failure), and it
+    # is evidence for the unit it was raised on, which stays the candidate to fix.
+    dev_units = dict(zip(f.deviations["iri"], f.deviations["equipment"], strict=True))
+    for dev_iri, up_batch, evidence, linked in _upstream_deviations(f, upstream, batch, attr_iri, knowledge):
+        link = "raised on an upstream batch, on a linked attribute" if linked is not None else "raised upstream"
+        c = cause(
+            dev_iri,
+            "deviation",
+            UNLINKED_PRIOR,
+            link,
+            [*genealogy_path(up_batch), (up_batch, "had deviation", dev_iri)],
+        )
+        c.evidence.append(evidence)
+        unit = dev_units.get(dev_iri)
+        if linked is not None and isinstance(unit, str) and unit in causes:
+            causes[unit].evidence.append(evidence)
+
     if attr_iri:
         for e_iri, b, found in _twin_evidence(kg, f, attr_iri, knowledge, upstream):
             prior, link = controlled.get(e_iri, (1.0, "its twin's residuals drift"))
@@ -813,6 +843,48 @@ def investigate(
         causes=ranked[:top] if top else ranked,
         graph=graph,
     )
+
+
+def _upstream_deviations(
+    f: _Facts,
+    upstream: dict[str, int],
+    batch: str,
+    attribute: str | None,
+    knowledge: dict[str, tuple[float, list[str]]],
+) -> list[tuple[str, str, Evidence, float | None]]:
+    """Deviations raised on batches upstream of this one (any number of levels), as candidate causes.
+
+    An upstream deviation is evidence that something already went wrong in what
+    this batch consumed. p is how often a batch of the same product had a
+    deviation at all (the chance of meeting one by luck), over all batches of that
+    product; the prior is the knowledge path strength when the upstream deviation's
+    attribute impacts the failing one, else UNLINKED_PRIOR.
+    """
+    devs = f.deviations[f.deviations["batch"].isin([b for b, d in upstream.items() if d > 0 and b != batch])]
+    if devs.empty:
+        return []
+    products = f.batch_products
+    raised = set(f.deviations["batch"].dropna())
+    out = []
+    for dev_iri, up, attr in zip(devs["iri"].astype(str), devs["batch"].astype(str), devs["attribute"], strict=True):
+        product = products.get(up)
+        same = [b for b, pr in products.items() if pr == product] or [up]
+        rate = sum(b in raised for b in same) / len(same)
+        p = min(1.0, max(rate, 1.0 / (len(same) + 1)))
+        linked = None
+        if attribute and isinstance(attr, str):
+            if attr == attribute:
+                linked = 1.0
+            elif attr in knowledge:
+                linked = knowledge[attr][0]
+        what = f.ids.get(attr, "") if isinstance(attr, str) else ""
+        text = (
+            f"deviation {f.ids.get(dev_iri, dev_iri)} was raised on upstream batch {f.ids.get(up, up)}"
+            + (f" ({what})" if what else "")
+            + f", {upstream[up]} level(s) up; {rate:.0%} of that product's batches had a deviation"
+        )
+        out.append((dev_iri, up, Evidence("upstream", text, p, {"batch": up}), linked))
+    return out
 
 
 def _twin_evidence(

@@ -133,3 +133,28 @@ def test_report_and_accepting_a_cause_through_the_audited_path(plant, tmp_path) 
     assert kg.verify_audit().ok
     with pytest.raises(KeyError):
         accept_cause(kg, found, "no-such-cause", reason="x")
+
+
+def test_deviations_raised_upstream_are_candidates_with_their_genealogy_path(plant) -> None:
+    from pharmakg.rootcause import _upstream, facts
+
+    kg, _, _ = plant
+    f = facts(kg)
+
+    def raised_upstream(batch: object) -> set[str]:
+        if not isinstance(batch, str):
+            return set()
+        ups = {b for b, d in _upstream(f, batch).items() if d > 0}
+        return set(f.deviations[f.deviations["batch"].isin(ups)]["iri"])
+
+    pairs = ((iri, raised_upstream(b)) for iri, b in zip(f.deviations["iri"], f.deviations["batch"], strict=True))
+    iri, upstream_devs = next(((i, u) for i, u in pairs if u), ("", set()))
+    if not upstream_devs:
+        pytest.skip("this plant has no deviation downstream of another")
+    found = investigate(kg, f.ids[iri])
+    mine = [c for c in found.causes if c.kind == "deviation"]
+    assert {c.iri for c in mine} == upstream_devs
+    for c in mine:
+        assert c.path[-1][1] == "had deviation" and c.path[-1][2] == c.iri
+        assert c.evidence[0].kind == "upstream" and 0 < c.evidence[0].p <= 1
+        assert "upstream batch" in c.sentence()

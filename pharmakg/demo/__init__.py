@@ -16,12 +16,21 @@ from typing import TYPE_CHECKING
 from ._generate import DemoPlant, generate_bundle
 from ._site import receiving_site_bundle
 from ._split import split_bundle
+from ._zagar import zagar_bundle
 
 if TYPE_CHECKING:
     from ..ingest import LoadReport
     from ..kg import KnowledgeGraph
 
-__all__ = ["BuiltDemo", "DemoPlant", "build_demo", "generate_bundle", "receiving_site_bundle", "split_bundle"]
+__all__ = [
+    "BuiltDemo",
+    "DemoPlant",
+    "build_demo",
+    "generate_bundle",
+    "receiving_site_bundle",
+    "split_bundle",
+    "zagar_bundle",
+]
 
 
 @dataclass(frozen=True)

@@ -76,14 +76,8 @@ import pandas as pd
 from ..errors import IngestError, Where
 from ..ingest._read import LINE, read_table
 
-__all__ = ["ZAGAR_REFERENCE", "zagar_bundle"]
+__all__ = ["zagar_bundle"]
 
-#: Where the data come from (for messages and notebooks).
-ZAGAR_REFERENCE = (
-    "J. Žagar, J. Mihelič, 'Big data collection in pharmaceutical manufacturing and its use for product "
-    "quality predictions', Scientific Data 9, 99 (2022), doi:10.1038/s41597-022-01203-x "
-    "(data on figshare, CC BY 4.0, linked from the paper)"
-)
 #: The plant's time zone (the authors' plant is in Slovenia; month names in the data are Slovene).
 TIMEZONE = "Europe/Ljubljana"
 
@@ -208,6 +202,7 @@ def _read(path: Path, required: Sequence[str]) -> pd.DataFrame:
     if not path.is_file():
         raise IngestError(Where(str(path)), "does not exist: the Žagar & Mihelič data folder is incomplete")
     frame = read_table(path, label=path.name)
+    frame.attrs["label"] = path.name
     data = frame.columns != LINE
     frame.loc[:, data] = frame.loc[:, data].replace(_MISSING, "")
     missing = [c for c in required if c not in frame.columns]
@@ -266,7 +261,7 @@ def _lot_tests(lab: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """One sample per distinct set of test values of a lot, numbered by first batch; and each row's sample id."""
     results = []
     sample_of: dict[str, pd.Series] = {}
-    for lot_col, material, _name, _kind, prefix, test_prefix in _MATERIALS:
+    for lot_col, _material, _name, _kind, prefix, test_prefix in _MATERIALS:
         tests = [c for c in _LAB_TESTS if c.startswith(test_prefix)]
         rows = lab[lab[lot_col] != ""]
         signature = rows[[lot_col, *tests]].copy()
@@ -289,12 +284,11 @@ def _lot_tests(lab: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
                     "attribute_id": long["column"].map(lambda c: _ident("Q-", c)),
                     "value": long["value"],
                     "unit": long["column"].map(lambda c: _LAB_TESTS[c][1]),
-                    "_material": material,
                 }
             )
         )
     frame = pd.concat(results, ignore_index=True)
-    return frame.sort_values(["sample_id", "attribute_id"], kind="stable").drop(columns="_material"), sample_of
+    return frame.sort_values(["sample_id", "attribute_id"], kind="stable"), sample_of
 
 
 def _batch_results(lab: pd.DataFrame) -> pd.DataFrame:
@@ -330,11 +324,27 @@ def _runs(data_dir: Path, codes: Iterable[int], lab_codes: dict[str, str]) -> pd
         if not path.is_file():
             continue
         label = f"Process/{code}.csv"
-        frame = read_table(path, label=label)
-        frame.attrs["label"] = label
+        # only three columns of up to 10^5 rows are needed: pandas' reader, not the strict row-by-row one
+        # (no quoted line breaks in these files, so row i is physical line i + 2; blank lines are kept as rows)
+        with open(path, encoding="utf-8-sig") as f:
+            header = [h.strip() for h in f.readline().split(";")]
         for column in ("timestamp", "batch", "code"):
-            if column not in frame.columns:
+            if column not in header:
                 raise IngestError(Where(label, 1, column), f"required column {column!r} is missing")
+        try:
+            frame = pd.read_csv(
+                path,
+                sep=";",
+                usecols=["timestamp", "batch", "code"],
+                dtype=str,
+                keep_default_na=False,
+                skip_blank_lines=False,
+            )
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise IngestError(Where(label), f"malformed CSV: {exc}") from exc
+        frame = frame.apply(lambda col: col.str.strip())
+        frame[LINE] = np.arange(2, len(frame) + 2)
+        frame.attrs["label"] = label
         _check_ids(frame, ["batch", "code"], required=True)
         foreign = frame["code"] != str(code)
         if foreign.any():
@@ -347,7 +357,9 @@ def _runs(data_dir: Path, codes: Iterable[int], lab_codes: dict[str, str]) -> pd
             raise _fail(frame, local.isna(), "timestamp", "not a time like 2018-11-18 22:28:52")
         times = local.dt.tz_localize(TIMEZONE, ambiguous="NaT", nonexistent="NaT")
         if times.isna().any():
-            raise _fail(frame, times.isna(), "timestamp", f"a local time that does not exist or is ambiguous in {TIMEZONE}")
+            raise _fail(
+                frame, times.isna(), "timestamp", f"a local time that does not exist or is ambiguous in {TIMEZONE}"
+            )
         runs = times.groupby(frame["batch"]).agg(["min", "max"])
         out.append(
             pd.DataFrame(
@@ -379,7 +391,6 @@ def zagar_bundle(data_dir: str | Path, out_dir: str | Path, *, products: Iterabl
     """
     data = Path(data_dir)
     lab = _read(data / "Laboratory.csv", ["batch", "code", "strength", "size", "start", "api_code"])
-    lab.attrs["label"] = "Laboratory.csv"
     lot_cols = [m[0] for m in _MATERIALS]
     for column in [*lot_cols, *_LAB_TESTS, *_BATCH_TESTS]:
         if column not in lab.columns:
@@ -391,7 +402,6 @@ def zagar_bundle(data_dir: str | Path, out_dir: str | Path, *, products: Iterabl
     month = _month(lab)
 
     proc = _read(data / "Process.csv", ["batch", "code", "weekend", *_PRESS_PARAMETERS, *_PRESS_FEATURES])
-    proc.attrs["label"] = "Process.csv"
     _check_ids(proc, ["batch", "code"], required=True)
     _check_numbers(proc, [*_PRESS_PARAMETERS, *_PRESS_FEATURES, *[c for c in _PROCESS_QC if c in proc.columns]])
     _unique_batches(proc)
@@ -413,7 +423,6 @@ def zagar_bundle(data_dir: str | Path, out_dir: str | Path, *, products: Iterabl
             raise _fail(proc, differs, column, f"differs from Laboratory.csv column {lab_column!r}")
 
     norm = _read(data / "Normalization.csv", ["Product code", "Batch Size (tablets)", "Normalisation factor"])
-    norm.attrs["label"] = "Normalization.csv"
     _check_ids(norm, ["Product code", "Batch Size (tablets)"], required=True)
     _check_numbers(norm, ["Normalisation factor"])
 
@@ -431,14 +440,19 @@ def zagar_bundle(data_dir: str | Path, out_dir: str | Path, *, products: Iterabl
     sel = lab[wanted]
     psel = proc[proc["code"].astype(int).isin(codes)]
 
+    runs = _runs(data, codes, lab_codes).set_index("batch")  # the last input that can be wrong
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     code_str = [str(c) for c in codes]
 
     # equipment, materials, recipes, steps
     equipment = [("SITE-ZM", "Tablet plant (anonymised, Žagar & Mihelič 2022)", "Site", "", "")]
-    equipment += [(f"PRESS-{c}", f"Tablet press of product code {c}", "Unit", "SITE-ZM", "RotaryTabletPress") for c in code_str]
-    _write(pd.DataFrame(equipment, columns=["id", "name", "level", "parent_id", "equipment_class"]), out / "equipment.csv")
+    equipment += [
+        (f"PRESS-{c}", f"Tablet press of product code {c}", "Unit", "SITE-ZM", "RotaryTabletPress") for c in code_str
+    ]
+    _write(
+        pd.DataFrame(equipment, columns=["id", "name", "level", "parent_id", "equipment_class"]), out / "equipment.csv"
+    )
 
     norm_by_code = norm.set_index("Product code")
     strength = sel.groupby("code")["strength"].first()
@@ -446,7 +460,16 @@ def zagar_bundle(data_dir: str | Path, out_dir: str | Path, *, products: Iterabl
     for c in code_str:
         size = norm_by_code["Batch Size (tablets)"].get(c, "")
         factor = norm_by_code["Normalisation factor"].get(c, "")
-        materials.append((f"TAB-{c}", f"Film-coated tablet {strength[c]}, product code {c}", "drug_product", strength[c], size, factor))
+        materials.append(
+            (
+                f"TAB-{c}",
+                f"Film-coated tablet {strength[c]}, product code {c}",
+                "drug_product",
+                strength[c],
+                size,
+                factor,
+            )
+        )
     _write(
         pd.DataFrame(
             materials, columns=["id", "name", "kind", "strength", "batch_size_tablets", "normalisation_factor"]
@@ -455,15 +478,26 @@ def zagar_bundle(data_dir: str | Path, out_dir: str | Path, *, products: Iterabl
     )
     _write(
         pd.DataFrame(
-            {"id": [f"MR-{c}" for c in code_str], "name": [f"Product code {c}" for c in code_str], "type": "master",
-             "product_id": [f"TAB-{c}" for c in code_str]}  # fmt: skip
+            {
+                "id": [f"MR-{c}" for c in code_str],
+                "name": [f"Product code {c}" for c in code_str],
+                "type": "master",
+                "product_id": [f"TAB-{c}" for c in code_str],
+            }
         ),
         out / "recipes.csv",
     )
     _write(
         pd.DataFrame(
-            {"recipe_id": [f"MR-{c}" for c in code_str], "step_id": "COMP", "parent_step_id": "",
-             "level": "UnitProcedure", "name": "Compression", "equipment_class": "RotaryTabletPress", "seq": 1}  # fmt: skip
+            {
+                "recipe_id": [f"MR-{c}" for c in code_str],
+                "step_id": "COMP",
+                "parent_step_id": "",
+                "level": "UnitProcedure",
+                "name": "Compression",
+                "equipment_class": "RotaryTabletPress",
+                "seq": 1,
+            }
         ),
         out / "recipe_steps.csv",
     )
@@ -506,7 +540,6 @@ def zagar_bundle(data_dir: str | Path, out_dir: str | Path, *, products: Iterabl
     )
 
     # batches and where they ran
-    runs = _runs(data, codes, lab_codes).set_index("batch")
     weekend = proc.set_index("batch")["weekend"]
     _write(
         pd.DataFrame(
@@ -536,14 +569,14 @@ def zagar_bundle(data_dir: str | Path, out_dir: str | Path, *, products: Iterabl
 
     # lots and what each batch consumed
     consumption = []
-    for lot_col, _material, _name, _kind, prefix, _tp in _MATERIALS:
+    for lot_col, material, _name, _kind, prefix, _tests in _MATERIALS:
         used = sel[sel[lot_col] != ""]
         consumption.append(
             pd.DataFrame(
                 {
                     "batch_id": used["batch"],
                     "lot_id": prefix + "-" + used[lot_col],
-                    "_material": _material,
+                    "_material": material,
                     "api_code": used["api_code"] if lot_col == "api_batch" else "",
                     "lot_test_sample": sample_of[lot_col][used.index],
                 }
@@ -564,11 +597,22 @@ def zagar_bundle(data_dir: str | Path, out_dir: str | Path, *, products: Iterabl
     values = []
     for column, (suffix, _name, _crit, unit) in _PRESS_PARAMETERS.items():
         rows = psel[psel[column] != ""]
-        values.append(pd.DataFrame({"batch_id": rows["batch"], "parameter_id": "P" + rows["code"] + "-" + suffix,
-                                    "value": rows[column], "unit": unit}))  # fmt: skip
+        values.append(
+            pd.DataFrame(
+                {
+                    "batch_id": rows["batch"],
+                    "parameter_id": "P" + rows["code"] + "-" + suffix,
+                    "value": rows[column],
+                    "unit": unit,
+                }
+            )
+        )
     for column, (_name, unit) in _PRESS_FEATURES.items():
         rows = psel[psel[column] != ""]
-        values.append(pd.DataFrame({"batch_id": rows["batch"], "parameter_id": _ident("PF-", column),
-                                    "value": rows[column], "unit": unit}))  # fmt: skip
+        values.append(
+            pd.DataFrame(
+                {"batch_id": rows["batch"], "parameter_id": _ident("PF-", column), "value": rows[column], "unit": unit}
+            )
+        )
     _write(pd.concat(values, ignore_index=True), out / "parameter_values.csv")
     return out

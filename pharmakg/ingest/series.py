@@ -375,8 +375,8 @@ def _windows(store: Store, equipment: Iterable[str]) -> tuple[dict[str, _Windows
     out: dict[str, _Windows] = {}
     if frame.empty:
         return out, batches
-    frame["start"] = _to_us(frame["s"].fillna(frame["bs"]))
-    frame["end"] = _to_us(frame["e"].fillna(frame["be"]))
+    frame["start"] = _to_us(frame["s"].astype(object).where(frame["s"].notna(), frame["bs"]))
+    frame["end"] = _to_us(frame["e"].astype(object).where(frame["e"].notna(), frame["be"]))
     frame.loc[frame["end"] == _NO_TIME, "end"] = _END_OF_TIME  # still running: open-ended
     has_use = frame[frame["how"] == "use"].groupby("eq")["b"].agg(set).to_dict()
     frame = frame[(frame["how"] == "use") | ~frame.apply(lambda r: r["b"] in has_use.get(r["eq"], set()), axis=1)]
