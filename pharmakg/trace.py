@@ -12,7 +12,8 @@ and out-of-specification results are opt-in (``details=True``).
 
 Upstream step relations:   lot -> batch that produced it (^pkg:produced),
                            batch -> lots it consumed (pkg:consumed),
-                           sublot -> parent lot (pkg:sublotOf).
+                           sublot -> parent lot (pkg:sublotOf),
+                           assembled lot -> its component lots (pkg:assembledFrom, from B2MML).
 Downstream is the inverse of each.
 """
 
@@ -49,8 +50,8 @@ __all__ = [
 
 Direction = Literal["up", "down"]
 
-_UP_PATH = "(^pkg:produced|pkg:consumed|pkg:sublotOf)*"
-_DOWN_PATH = "(^pkg:consumed|pkg:produced|^pkg:sublotOf)*"
+_UP_PATH = "(^pkg:produced|pkg:consumed|pkg:sublotOf|pkg:assembledFrom)*"
+_DOWN_PATH = "(^pkg:consumed|pkg:produced|^pkg:sublotOf|^pkg:assembledFrom)*"
 #: Columns of Genealogy.to_frame(), the documented output contract of ``pharmakg trace``.
 NODE_COLUMNS = [
     "id",
@@ -260,7 +261,7 @@ def _values(nodes: Iterable[str]) -> str:
 #: What a walk reads of every node it reaches; the three step relations give the edges.
 _NODE_PROPERTIES = (
     "rdf:type, dcterms:identifier, rdfs:label, pkg:lotStatus, pkg:status, pkg:startTime, "
-    "pkg:material, pkg:product, pkg:supplier, pkg:consumed, pkg:produced, pkg:sublotOf"
+    "pkg:material, pkg:product, pkg:supplier, pkg:consumed, pkg:produced, pkg:sublotOf, pkg:assembledFrom"
 )
 _TYPE, _ID, _LABEL = RDF + "type", DCTERMS + "identifier", RDFS + "label"
 _BATCH, _LOT = PKG + "Batch", PKG + "MaterialLot"
@@ -269,6 +270,7 @@ _STEPS = {
     PKG + "consumed": (False, "consumed"),
     PKG + "produced": (True, "produced"),
     PKG + "sublotOf": (False, "sublot"),
+    PKG + "assembledFrom": (False, "assembled into"),  # B2MML material lot assembly: component -> assembly
 }
 
 

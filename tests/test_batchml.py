@@ -365,10 +365,13 @@ def test_v0700_batch_record_and_material_genealogy() -> None:
         down = trace(kg, "LOT-API-7", direction="down").to_frame()
         assert down[["id", "distance"]].values.tolist() == [
             ["LOT-API-7", 0],
+            ["KIT-0042", 1],  # assembled from it (B2MML assembly relationship)
             ["LOT-API-7-D1", 1],
             ["SY-0001", 2],
             ["SY-0001-L1", 3],
         ]
+        up = trace(kg, "KIT-0042", direction="up").to_frame()
+        assert {"LOT-API-7", "LOT-EXC-3"} <= set(up[up["distance"] == 1]["id"])
         assert kg.validate(engine="pyshacl").conforms
 
 
