@@ -213,3 +213,17 @@ def test_cli_log_verify_sign_checkpoint(tmp_path, keys) -> None:
     kg.close()
     bad = _cli("--store", store, "audit", "verify")
     assert bad.returncode != 0 and "changed outside the audited path" in bad.stdout
+
+
+def test_a_signed_twin_validation_shows_on_its_card(keys, tmp_path) -> None:
+    from pharmakg.twins import card_text, demo_twin, fit_twin
+
+    key, _ = keys
+    kg = pharmakg.open(tmp_path / "dev")
+    build_demo(kg, batches=40, seed=2, out_dir=tmp_path / "plant")
+    twin = kg.twins.attach("MR-GRAN-UP3-OP1-PH2", fit_twin(kg, demo_twin("drying")), id="TW-DRY", reason="fit")
+    assert kg.twins.load("TW-DRY").meta.signatures == ()
+    kg.twins.set_status(twin, "validated", reason="VR-1", key=str(key), signer="Q. A. Lead")
+    loaded = kg.twins.load("TW-DRY")
+    assert len(loaded.meta.signatures) == 1 and loaded.meta.signatures[0].startswith("approved by Q. A. Lead at ")
+    assert "e-signed: approved by Q. A. Lead" in card_text(loaded)

@@ -39,6 +39,7 @@ def card_facts(twin: Twin) -> dict[str, Any]:
         "revision_of": twin.meta.revision_of,
         "created": twin.meta.created,
         "created_by": twin.meta.created_by,
+        "signatures": list(twin.meta.signatures),
         "equipment_class": twin.equipment_class,
         "inputs": [(p.name, p.unit, p.via, p.source) for p in twin.inputs],
         "outputs": [(p.name, p.unit, p.via, p.source) for p in twin.outputs],
@@ -58,6 +59,8 @@ def card_text(twin: Twin) -> str:
         lines.append(f"  revision of: {f['revision_of']}")
     if f["created"]:
         lines.append(f"  saved {f['created']} by {f['created_by']}")
+    for signature in f["signatures"]:
+        lines.append(f"  e-signed: {signature}")
     for label, ports in (("input", f["inputs"]), ("output", f["outputs"])):
         for name, unit, via, source in ports:
             lines.append(f"  {label:<6} {name:<12} [{unit}] <- {via} {source or f['equipment_class'] or ''}")
@@ -105,6 +108,7 @@ def card_html(twin: Twin) -> str:
         f"<div><b>twin {html.escape(str(f['id']))} v{f['version']}</b> "
         f"<span style='background:{badge};color:white;padding:0 4px;border-radius:3px'>{f['status']}</span> "
         f"<code>{html.escape(f['kind'])}</code><br><code>{html.escape(f['equation'])}</code>"
+        + "".join(f"<br>e-signed: {html.escape(s)}" for s in f["signatures"])
         + ports.to_html(index=False)
         + parameter_table(twin).to_html(index=False, float_format=lambda v: f"{v:.6g}")
         + metrics

@@ -192,6 +192,7 @@ class Meta:
     revision_of: str | None = None
     created: str | None = None
     created_by: str | None = None
+    signatures: tuple[str, ...] = ()  # e-signatures on its status changes: "approved by NAME at TIME"
 
 
 class Twin(ABC):

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .. import terms as T
-from ..audit import utc_now
+from ..audit import audit_graph, utc_now
 from ..store.base import sparql_string
 from .model import STATUSES, FitReport, Meta, Param, Port, Twin, TwinError
 from .registry import twin_kind
@@ -280,9 +280,21 @@ class TwinShelf:
                 revision_of=props.get(T.PROV + "wasRevisionOf", [None])[0],
                 created=props.get(T.DCTERMS + "created", [None])[0],
                 created_by=props.get(T.DCTERMS + "creator", [None])[0],
+                signatures=self._signatures(iri),
             ),
         )
         return twin
+
+    def _signatures(self, iri: str) -> tuple[str, ...]:
+        """E-signatures on the audited changes of this version's status (shown wherever the card is shown)."""
+        needle = sparql_string(f"<{iri}> <{T.PKG}twinStatus>")
+        rows = self.kg.rows(
+            f"""SELECT DISTINCT ?signer ?meaning ?time WHERE {{ GRAPH <{audit_graph(self.kg.base)}> {{
+  ?e pkg:action "effect" ; pkg:aboutRecord ?r ; pkg:addedTriples ?added . FILTER(CONTAINS(?added, {needle}))
+  ?s pkg:action "sign" ; pkg:aboutRecord ?r ; pkg:signer ?signer ; pkg:signatureMeaning ?meaning ; pkg:signedAt ?time }} }}
+  ORDER BY ?time"""
+        )
+        return tuple(f"{r['meaning']} by {r['signer']} at {r['time']}" for r in rows)
 
 
 def _resolved(kg: KnowledgeGraph, port: Port) -> Port:
