@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,17 @@ from pharmakg.testing import oxigraph_server
 
 DATA = Path(__file__).parent / "data"
 MINI = DATA / "mini"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _shared_data() -> Path:
+    """../shared/data beside the checkout ($PHARMAKG_SHARED_DATA first, /work/shared/data last); tests skip without it."""
+    env = os.environ.get("PHARMAKG_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+SHARED = _shared_data()
 
 
 @pytest.fixture(scope="session")

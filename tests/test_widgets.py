@@ -61,3 +61,29 @@ def test_widgets_are_not_imported_by_pharmakg() -> None:
         check=True,
     ).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_root_cause_explorer_state_follows_the_api(tmp_path: Path) -> None:
+    from pharmakg.demo import build_demo
+    from pharmakg.rootcause import investigate
+    from pharmakg.widgets import RootCauseExplorer
+
+    kg = pharmakg.open(tmp_path / "store")
+    build_demo(kg, batches=40, seed=1, out_dir=tmp_path / "plant")
+    dev = kg.rows("SELECT ?id WHERE { ?d a pkg:Deviation ; dcterms:identifier ?id } ORDER BY ?id LIMIT 1")[0]["id"]
+    explorer = RootCauseExplorer(kg, dev)
+    found = investigate(kg, dev, top=10)
+    assert [c.id for c in explorer.investigation.causes] == [c.id for c in found.causes]
+    assert found.causes[0].id in explorer.ranking.value
+    explorer.cause.value = 1 if len(found.causes) > 1 else 0
+    assert explorer.selected().id in explorer.detail.value or explorer.selected().kind in explorer.detail.value
+    explorer.record()  # no reason: refused, nothing written
+    assert "reason is required" in explorer.status.value
+    assert not kg.ask(f"ASK {{ ?d dcterms:identifier '{dev}' ; pkg:rootCause ?rc FILTER(CONTAINS(?rc, 'score')) }}")
+    explorer.reason.value = "INV-7 closed"
+    explorer.record()
+    assert "Recorded" in explorer.status.value
+    assert kg.ask(f"ASK {{ ?d dcterms:identifier '{dev}' ; pkg:rootCause ?rc FILTER(CONTAINS(?rc, 'score')) }}")
+    report = explorer.write_report(tmp_path)
+    assert report is not None and dev in report.read_text()
+    assert kg.verify_audit().ok

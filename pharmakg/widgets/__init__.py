@@ -5,7 +5,8 @@ Imported on demand (``from pharmakg.widgets import TraceExplorer``), never by
 nothing is fetched at run time.
 """
 
+from .rootcause import RootCauseExplorer
 from .trace import TraceExplorer
 from .twin import TwinPanel
 
-__all__ = ["TraceExplorer", "TwinPanel"]
+__all__ = ["RootCauseExplorer", "TraceExplorer", "TwinPanel"]
