@@ -262,7 +262,8 @@ def test_update_is_audited_and_visible_to_the_next_query_on_any_worker(server: R
             "query": f"SELECT ?user WHERE {{ GRAPH <{AUDIT}> {{ ?r <{pharmakg.terms.PKG}reason> 'CAPA-17 hold' ; <{pharmakg.terms.PKG}user> ?user }} }}"
         },
     ).json()["results"]["bindings"]
-    assert len(audit) == 1 and audit[0]["user"]["value"].startswith("qa.lead via SPARQL endpoint")
+    # the shared token is a shared account: the audit trail says the name was only claimed
+    assert len(audit) == 1 and audit[0]["user"]["value"].startswith("qa.lead (claimed; shared update token) via")
 
 
 def test_audit_and_provenance_graphs_cannot_be_changed(server: RunningServer) -> None:
@@ -568,3 +569,10 @@ def test_per_user_tokens_with_roles_name_the_writer_in_the_audit_trail(tmp_path:
         writers = set(kg.audit_log()["user"])
         assert {"ann via SPARQL endpoint (127.0.0.1)", "paul via SPARQL endpoint (127.0.0.1)"} <= writers
         assert kg.verify_audit().ok
+
+
+def test_named_users_and_a_shared_token_do_not_mix() -> None:
+    from pharmakg.server.config import token_digest
+
+    with pytest.raises(ValueError, match="shared account"):
+        ServerConfig(store="x", token_sha256=token_digest("t"), users=(("ann", "author", token_digest("a")),))

@@ -242,7 +242,8 @@ class Endpoint:
         if not self.config.token_ok(token):
             raise Refusal(403, "the update token is not valid")
         claimed = request.headers.get("x-pharmakg-user", "").strip()
-        return f"{claimed or 'update-token holder'} via SPARQL endpoint ({client})", reason
+        # a shared token is a shared account: the name is only claimed, and the record says so
+        return f"{claimed or 'unnamed'} (claimed; shared update token) via SPARQL endpoint ({client})", reason
 
     # -- /sparql -------------------------------------------------------------------------
     async def sparql(self, request: Request) -> Response:

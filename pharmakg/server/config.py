@@ -117,6 +117,10 @@ class ServerConfig:
             raise ValueError(f"time limit must be in (0, 3600] seconds, not {self.time_limit}")
         if self.row_cap < 1 or self.max_body < 1:
             raise ValueError("row cap and body size cap must be positive")
+        if self.users and self.token_sha256 is not None:
+            raise ValueError(
+                "give named users (--users) or a shared update token, not both: a shared token is a shared account"
+            )
 
     @property
     def writable(self) -> bool:

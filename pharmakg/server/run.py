@@ -54,6 +54,11 @@ def serve(config: ServerConfig, *, log_level: str = "info") -> None:
 
     if config.store is not None:  # fail here, once, with a clear message rather than in every worker
         EmbeddedStore(config.store, read_only=True).close()
+    if config.token_sha256 is not None:
+        log.warning(
+            "writes are accepted with a shared update token: the audit trail can only record the name a client "
+            "claims. For GMP use give each person a token with 'pharmakg user add' and serve with --users."
+        )
     warning = exposure_warning(config)
     if warning:
         banner = "!" * 78
