@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,113 +124,94 @@ def _run_notebook(page: Any, sync_api: Any, base: str, token: str, url: str, nam
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
 
 
-def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str, str], request: pytest.FixtureRequest) -> None:
+@contextmanager
+def _notebook_page(lab: tuple[str, str, str], name: str, shot: str) -> Iterator[Any]:
+    """A chromium page on ``name`` with all its cells run; a full-page screenshot ``{shot}-failure.png`` on failure."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     base, token, url = lab
-    shot = request.node.callspec.id
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            _run_notebook(page, sync_api, base, token, url, "02_traceability.ipynb")
-            nodes = page.locator(".pharmakg-trace g.pkg-node")
-            nodes.first.wait_for(timeout=180_000)
-            page.wait_for_function(
-                "document.querySelectorAll('.pharmakg-trace g.pkg-node').length >= 13", timeout=60_000
-            )
-            assert nodes.count() == 13  # TL-00042 of the seed-1 demo plant: 2 batches, 11 lots
-            page.locator(".pharmakg-trace g.pkg-node[data-id='TB-00042']").scroll_into_view_if_needed()
-            page.locator(".pharmakg-trace g.pkg-node[data-id='TB-00042']").click()
-            details = page.locator(".pharmakg-trace .pkg-details")
-            page.wait_for_function(
-                "document.querySelector('.pharmakg-trace .pkg-details').textContent.includes('TB-00042')",
-                timeout=30_000,
-            )
-            assert "kind: batch" in details.inner_text()
-            page.locator(".pharmakg-trace").screenshot(path=str(ARTIFACTS / f"trace_explorer-{shot}.png"))
+            _run_notebook(page, sync_api, base, token, url, name)
+            yield page
         except Exception:
-            page.screenshot(path=str(ARTIFACTS / f"trace_explorer-{shot}-failure.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"{shot}-failure.png"), full_page=True)
             raise
         finally:
             browser.close()
+
+
+def test_trace_explorer_draws_and_answers_clicks(lab: tuple[str, str, str], request: pytest.FixtureRequest) -> None:
+    shot = request.node.callspec.id
+    with _notebook_page(lab, "02_traceability.ipynb", f"trace_explorer-{shot}") as page:
+        nodes = page.locator(".pharmakg-trace g.pkg-node")
+        nodes.first.wait_for(timeout=180_000)
+        page.wait_for_function("document.querySelectorAll('.pharmakg-trace g.pkg-node').length >= 13", timeout=60_000)
+        assert nodes.count() == 13  # TL-00042 of the seed-1 demo plant: 2 batches, 11 lots
+        page.locator(".pharmakg-trace g.pkg-node[data-id='TB-00042']").scroll_into_view_if_needed()
+        page.locator(".pharmakg-trace g.pkg-node[data-id='TB-00042']").click()
+        details = page.locator(".pharmakg-trace .pkg-details")
+        page.wait_for_function(
+            "document.querySelector('.pharmakg-trace .pkg-details').textContent.includes('TB-00042')",
+            timeout=30_000,
+        )
+        assert "kind: batch" in details.inner_text()
+        page.locator(".pharmakg-trace").screenshot(path=str(ARTIFACTS / f"trace_explorer-{shot}.png"))
 
 
 def test_twin_panel_answers_a_slider(lab: tuple[str, str, str], request: pytest.FixtureRequest) -> None:
     """TwinPanel (standard ipywidgets) in notebook 04: its what-if readout follows a slider moved by keyboard."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     if request.node.callspec.id != "jupyterlab":
         pytest.skip("TwinPanel is made of the frontend's own ipywidgets controls: checked once, in JupyterLab")
-    base, token, url = lab
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            _run_notebook(page, sync_api, base, token, url, "04_twins.ipynb")
-            tab = page.locator(".lm-TabBar-tab", has_text="What if").first
-            tab.wait_for(timeout=240_000)
-            tab.scroll_into_view_if_needed()
-            tab.click()
-            readout = page.locator(".widget-html-content", has_text="predicted LOD").first
-            readout.wait_for(timeout=30_000)
-            element = readout.element_handle()
-            before = element.evaluate("e => e.textContent")
-            assert "within its specification" in before
-            handle = page.locator(".widget-slider .noUi-handle").first  # T_inlet, the first input
-            handle.focus()
-            handle.press("End")  # to the top of its PAR: hotter air dries further
-            page.wait_for_function(
-                "([e, t]) => e.textContent !== t",  # the same element, compared as the same kind of text
-                arg=[element, before],
-                timeout=30_000,
-            )
-            after = element.evaluate("e => e.textContent")
-            value = lambda text: float(text.split("LOD = ")[1].split()[0])  # noqa: E731
-            assert value(after) < value(before)
-            page.locator(".widget-tab").first.screenshot(path=str(ARTIFACTS / "twin_panel-jupyterlab.png"))
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "twin_panel-jupyterlab-failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
+    with _notebook_page(lab, "04_twins.ipynb", "twin_panel-jupyterlab") as page:
+        tab = page.locator(".lm-TabBar-tab", has_text="What if").first
+        tab.wait_for(timeout=240_000)
+        tab.scroll_into_view_if_needed()
+        tab.click()
+        readout = page.locator(".widget-html-content", has_text="predicted LOD").first
+        readout.wait_for(timeout=30_000)
+        element = readout.element_handle()
+        before = element.evaluate("e => e.textContent")
+        assert "within its specification" in before
+        handle = page.locator(".widget-slider .noUi-handle").first  # T_inlet, the first input
+        handle.focus()
+        handle.press("End")  # to the top of its PAR: hotter air dries further
+        page.wait_for_function(
+            "([e, t]) => e.textContent !== t",  # the same element, compared as the same kind of text
+            arg=[element, before],
+            timeout=30_000,
+        )
+        after = element.evaluate("e => e.textContent")
+        value = lambda text: float(text.split("LOD = ")[1].split()[0])  # noqa: E731
+        assert value(after) < value(before)
+        page.locator(".widget-tab").first.screenshot(path=str(ARTIFACTS / "twin_panel-jupyterlab.png"))
 
 
 def test_root_cause_explorer_shows_evidence_and_records_a_cause(
     lab: tuple[str, str, str], request: pytest.FixtureRequest
 ) -> None:
     """RootCauseExplorer (standard ipywidgets) in notebook 03: pick a cause, read its evidence, record it."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     if request.node.callspec.id != "jupyterlab":
         pytest.skip("RootCauseExplorer is made of the frontend's own ipywidgets controls: checked once, in JupyterLab")
-    base, token, url = lab
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            _run_notebook(page, sync_api, base, token, url, "03_root_cause.ipynb")
-            widget = page.locator(".pharmakg-rootcause").first
-            widget.wait_for(timeout=240_000)
-            widget.scroll_into_view_if_needed()
-            table = widget.locator("table").first
-            table.wait_for(timeout=30_000)
-            assert "lot" in table.inner_text()  # the ranking, best first (an API lot for this deviation)
-            detail = widget.locator(".pharmakg-cause").first
-            first = detail.inner_text()
-            widget.locator("select").nth(1).select_option(index=1)  # the second-ranked cause
-            page.wait_for_function(  # the HTML widget re-renders: query the element afresh each time
-                "t => document.querySelector('.pharmakg-rootcause .pharmakg-cause').textContent !== t",
-                arg=first,
-                timeout=30_000,
-            )
-            widget.locator("input[placeholder^='why this']").fill("INV-1 closed in the browser")
-            widget.locator("button", has_text="Record as root cause").click()
-            widget.locator(".pharmakg-recorded").wait_for(timeout=60_000)
-            assert "audit record" in widget.locator(".pharmakg-recorded").inner_text()
-            widget.screenshot(path=str(ARTIFACTS / "rootcause_explorer-jupyterlab.png"))
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "rootcause_explorer-jupyterlab-failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
+    with _notebook_page(lab, "03_root_cause.ipynb", "rootcause_explorer-jupyterlab") as page:
+        widget = page.locator(".pharmakg-rootcause").first
+        widget.wait_for(timeout=240_000)
+        widget.scroll_into_view_if_needed()
+        table = widget.locator("table").first
+        table.wait_for(timeout=30_000)
+        assert "lot" in table.inner_text()  # the ranking, best first (an API lot for this deviation)
+        detail = widget.locator(".pharmakg-cause").first
+        first = detail.inner_text()
+        widget.locator("select").nth(1).select_option(index=1)  # the second-ranked cause
+        page.wait_for_function(  # the HTML widget re-renders: query the element afresh each time
+            "t => document.querySelector('.pharmakg-rootcause .pharmakg-cause').textContent !== t",
+            arg=first,
+            timeout=30_000,
+        )
+        widget.locator("input[placeholder^='why this']").fill("INV-1 closed in the browser")
+        widget.locator("button", has_text="Record as root cause").click()
+        widget.locator(".pharmakg-recorded").wait_for(timeout=60_000)
+        assert "audit record" in widget.locator(".pharmakg-recorded").inner_text()
+        widget.screenshot(path=str(ARTIFACTS / "rootcause_explorer-jupyterlab.png"))

@@ -86,8 +86,7 @@ def _conformance_ttl(report: Any, nodes: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _check_shacl(knowledge: bytes, history: bytes, shapes: Path, *, package: str) -> Any:
-    frame = split_ntriples(knowledge + history)
+def _check_shacl(frame: pd.DataFrame, shapes: Path, *, package: str) -> Any:
     report = check_triples(frame, limit=1000, shapes_path=shapes)
     if not report.conforms:
         v = report.violations[0]
@@ -177,7 +176,7 @@ def export_package(
         raise ValueError("a package version is a positive integer")
     sig.load_private_key(key)  # fail on a bad key before any work
     selection = select_knowledge(kg, product, history=history)
-    report = _check_shacl(selection.knowledge, selection.history, SHAPES_PATH, package=str(out))
+    report = _check_shacl(selection.triples, SHAPES_PATH, package=str(out))
     tables = process_tables(knowledge_store(selection.knowledge))
     created = audit.utc_now()
     header: dict[str, Any] = {
@@ -431,7 +430,7 @@ def verify_package(
         shapes = Path(tmp) / "shapes.ttl"
         shapes.write_bytes(pkg.members["shapes/shapes.ttl"])
         try:
-            report = _check_shacl(pkg.knowledge(), pkg.history(), shapes, package=pkg.path)
+            report = _check_shacl(split_ntriples(pkg.knowledge() + pkg.history()), shapes, package=pkg.path)
         except SyntaxError as exc:
             raise PackageError(pkg.path, f"shapes do not parse ({exc})", member="shapes/shapes.ttl") from None
     checks.append(("SHACL", f"conforms ({report.checked_nodes} nodes)"))

@@ -46,6 +46,7 @@ class Selection:
     history_frame: pd.DataFrame = field(repr=False)
     twins: tuple[str, ...]
     counts: dict[str, int]
+    triples: pd.DataFrame = field(repr=False)  # knowledge then history as s, p, o: split once, read twice
 
 
 def _values(iris: list[str] | set[str] | tuple[str, ...]) -> str:
@@ -190,15 +191,17 @@ def select_knowledge(kg: KnowledgeGraph, product: str, *, history: int = 50) -> 
         "history batches": len(batches),
     }
     history_nt = _sorted_lines(hist)
+    knowledge_t, history_t = split_ntriples(knowledge), split_ntriples(history_nt)
     return Selection(
         product=iri,
         product_id=pid,
         chain=tuple(chain),
         knowledge=knowledge,
         history=history_nt,
-        history_frame=_history_frame(history_nt, knowledge),
+        history_frame=_history_frame(history_t, knowledge_t),
         twins=tuple(sorted(twins)),
         counts=counts,
+        triples=pd.concat([knowledge_t, history_t], ignore_index=True),
     )
 
 
@@ -245,17 +248,15 @@ def _last_batches(kg: KnowledgeGraph, chain: list[str], n: int) -> list[str]:
 _LEX = r'^"((?:[^"\\]|\\.)*)"'
 
 
-def _history_frame(history: bytes, knowledge: bytes) -> pd.DataFrame:
+def _history_frame(frame: pd.DataFrame, knowledge: pd.DataFrame) -> pd.DataFrame:
     """One row per exported batch: id, product, times, status, each parameter actual and result (mean).
 
     Built from the history triples themselves (already selected), not by querying again.
     """
     cols = ["batch", "product", "start", "end", "status"]
-    frame = split_ntriples(history)
     if frame.empty:
         return pd.DataFrame(columns=cols)
-    ids = split_ntriples(knowledge)
-    ids = pd.concat([frame, ids])
+    ids = pd.concat([frame, knowledge])
     ids = ids[ids["p"] == f"<{T.identifier}>"]
     name = dict(zip(ids["s"], ids["o"].str.extract(_LEX, expand=False), strict=True))
     lex = frame["o"].str.extract(_LEX, expand=False)
