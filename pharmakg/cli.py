@@ -8,6 +8,7 @@ line on stderr and exit non-zero; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -154,7 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-token-file",
         metavar="FILE",
         help="accept updates from clients sending 'Authorization: Bearer <first line of FILE>' "
-        "(default $PHARMAKG_UPDATE_TOKEN; none: read-only)",
+        "(default $PHARMAKG_UPDATE_TOKEN; none: read-only); the token is one user's credential (--token-user)",
+    )
+    p.add_argument(
+        "--token-user",
+        metavar="NAME",
+        help="the person (or interface account) the update token belongs to: the audit trail records writes "
+        "made with it under this name (default: your login name)",
+    )
+    p.add_argument("--token-role", choices=("author", "approver"), default="author", help="that user's role")
+    p.add_argument(
+        "--token-proxy",
+        action="store_true",
+        help="the token is held by a front end that authenticates people itself and names them in "
+        "X-PharmaKG-User (the Jupyter extension); not for people",
     )
     p.add_argument(
         "--users",
@@ -683,6 +697,9 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         token_sha256=token_digest(token) if token else None,
+        token_user=(args.token_user or ("" if args.token_proxy else getpass.getuser())) if token else "",
+        token_role=args.token_role,
+        token_proxy=args.token_proxy,
         time_limit=args.time_limit,
         row_cap=args.row_cap,
         max_body=args.max_body,

@@ -118,6 +118,7 @@ def test_updates_through_jupyter_are_audited_with_the_jupyter_user(lab: tuple[st
         headers=_auth(),
     ).json()["results"]["bindings"]
     assert len(users) == 1 and users[0]["u"]["value"].startswith("jupyter:")
+    assert "(authenticated by the front end) via SPARQL endpoint" in users[0]["u"]["value"]
     protected = httpx.post(
         f"{url}/pharmakg/sparql",
         content=f"CLEAR GRAPH <{AUDIT}>".encode(),

@@ -48,6 +48,7 @@ def server(store_path: Path) -> Iterator[RunningServer]:
     with start(
         store_path,
         token=TOKEN,
+        token_user="qa.lead",
         workers=2,
         time_limit=3,
         row_cap=200,
@@ -251,7 +252,7 @@ def test_update_is_audited_and_visible_to_the_next_query_on_any_worker(server: R
     resp = _update(
         server,
         "INSERT DATA { GRAPH <urn:test:upd> { <urn:lot:1> <urn:status> 'hold' } }",
-        headers={**AUTH, "X-PharmaKG-Reason": "CAPA-17 hold", "X-PharmaKG-User": "qa.lead"},
+        headers={**AUTH, "X-PharmaKG-Reason": "CAPA-17 hold", "X-PharmaKG-User": "someone.else"},
     )
     assert resp.status_code == 204, resp.text
     for _ in range(8):  # two workers: every one of them must see it at once
@@ -262,8 +263,8 @@ def test_update_is_audited_and_visible_to_the_next_query_on_any_worker(server: R
             "query": f"SELECT ?user WHERE {{ GRAPH <{AUDIT}> {{ ?r <{pharmakg.terms.PKG}reason> 'CAPA-17 hold' ; <{pharmakg.terms.PKG}user> ?user }} }}"
         },
     ).json()["results"]["bindings"]
-    # the shared token is a shared account: the audit trail says the name was only claimed
-    assert len(audit) == 1 and audit[0]["user"]["value"].startswith("qa.lead (claimed; shared update token) via")
+    # the update token is its owner's credential: the record names the owner, never a header's claim
+    assert len(audit) == 1 and audit[0]["user"]["value"].startswith("qa.lead via SPARQL endpoint (")
 
 
 def test_audit_and_provenance_graphs_cannot_be_changed(server: RunningServer) -> None:
@@ -497,13 +498,16 @@ def test_serving_a_remote_endpoint_keeps_guards_and_audit(oxigraph_url: str) -> 
 def test_exposure_warning_and_config_checks() -> None:
     assert exposure_warning(ServerConfig(store="s")) is None
     assert "read the whole graph" in (exposure_warning(ServerConfig(store="s", host="0.0.0.0")) or "")
-    assert "TLS" in (exposure_warning(ServerConfig(store="s", host="0.0.0.0", token_sha256="x")) or "")
+    assert "TLS" in (
+        exposure_warning(ServerConfig(store="s", host="0.0.0.0", token_sha256="x", token_user="ann")) or ""
+    )
     with pytest.raises(ValueError):
         ServerConfig()
     with pytest.raises(ValueError):
         ServerConfig(store="s", time_limit=0)
-    config = ServerConfig(store="s", token_sha256=__import__("hashlib").sha256(b"abc").hexdigest())
+    config = ServerConfig(store="s", token_sha256=__import__("hashlib").sha256(b"abc").hexdigest(), token_user="ann")
     assert config.token_ok("abc") and not config.token_ok("abd")
+    assert config.user_of("abc") == ("ann", "author") and config.user_of("abd") is None
     assert ServerConfig.from_json(config.to_json()) == config
     assert json.loads(config.to_json())["token_sha256"] != "abc"
 
@@ -571,8 +575,34 @@ def test_per_user_tokens_with_roles_name_the_writer_in_the_audit_trail(tmp_path:
         assert kg.verify_audit().ok
 
 
-def test_named_users_and_a_shared_token_do_not_mix() -> None:
+def test_the_update_token_belongs_to_one_named_user() -> None:
     from pharmakg.server.config import token_digest
 
-    with pytest.raises(ValueError, match="shared account"):
-        ServerConfig(store="x", token_sha256=token_digest("t"), users=(("ann", "author", token_digest("a")),))
+    with pytest.raises(ValueError, match="no shared accounts"):
+        ServerConfig(store="x", token_sha256=token_digest("t"))
+    with pytest.raises(ValueError, match="users file too"):
+        ServerConfig(
+            store="x", token_sha256=token_digest("t"), token_user="ann", users=(("ann", "author", token_digest("a")),)
+        )
+    with pytest.raises(ValueError, match="author or approver"):
+        ServerConfig(store="x", token_sha256=token_digest("t"), token_user="ann", token_role="reader")
+    both = ServerConfig(
+        store="x", token_sha256=token_digest("t"), token_user="ops", users=(("ann", "author", token_digest("a")),)
+    )
+    assert both.user_of("t") == ("ops", "author") and both.user_of("a") == ("ann", "author")
+    proxy = ServerConfig(store="x", token_sha256=token_digest("t"), token_proxy=True)
+    assert proxy.user_of("t") is None and proxy.token_ok("t")  # the front end names the user per request
+
+
+def test_a_front_end_token_must_name_the_user_it_authenticated(tmp_path: Path) -> None:
+    with start(_mini_store(tmp_path / "store"), token="front", token_proxy=True) as srv:
+        data = {"update": "INSERT DATA { GRAPH <urn:t> { <urn:a> <urn:b> 1 } }"}
+        auth = {"Authorization": "Bearer front"}
+        unnamed = httpx.post(srv.sparql_url, data=data, headers=auth)
+        assert unnamed.status_code == 403 and "X-PharmaKG-User" in unnamed.text
+        named = httpx.post(srv.sparql_url, data=data, headers={**auth, "X-PharmaKG-User": "jupyter:ann"})
+        assert named.status_code == 204, named.text
+    with pharmakg.open(tmp_path / "store") as kg:
+        assert "jupyter:ann (authenticated by the front end) via SPARQL endpoint (127.0.0.1)" in set(
+            kg.audit_log()["user"]
+        )

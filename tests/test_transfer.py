@@ -256,6 +256,8 @@ def test_import_maps_equipment_reruns_twins_and_records_the_version(dev, tmp_pat
     audit = site.rows("SELECT ?a ?why WHERE { ?r a pkg:AuditRecord ; pkg:action ?a ; pkg:reason ?why }")
     assert {"a": "import", "why": "CC-100 transfer to Lakeside"} in audit
     assert site.validate(engine="compiled").conforms
+    # the history graph was checkpointed from the package's own lines, not read back: they must agree
+    assert site.verify_audit().ok, site.verify_audit()
     again = transfer.import_package(site, dev["v1"], trust=dev["trust"], reason="again")
     assert again.already_imported
     site.close()
@@ -285,6 +287,7 @@ def test_an_older_version_imported_later_is_kept_but_not_current(dev, tmp_path) 
     late = transfer.import_package(site, dev["v1"], trust=dev["trust"], reason="archive v1")
     assert not late.current
     assert _nor(site) == [(58.0, 63.0)]
+    assert site.verify_audit().ok  # the history graph was not empty: read back, not taken from the package
     site.close()
 
 
@@ -355,6 +358,7 @@ def test_import_on_every_backend(dev, kg) -> None:
     report = transfer.import_package(kg, dev["v2"], trust=dev["trust"], reason="transfer")
     assert report.current and _nor(kg) == [(58.0, 63.0)]
     assert kg.twins.load("TW-DRY").status == "validated"
+    assert kg.verify_audit().ok
 
 
 # ---------------------------------------------------------------------------------------------- diff

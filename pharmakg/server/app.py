@@ -221,8 +221,10 @@ class Endpoint:
     def _writer(self, request: Request, text: str = "") -> tuple[str, str]:
         """(user, reason) for the audit record of a write, once the bearer token and its role check out.
 
-        A per-user token names its user (the audit trail records that name, never a claimed one);
-        the shared update token, when configured, takes the X-PharmaKG-User header as before.
+        A token names its user: a per-user token, or the update token, which belongs to one named
+        user (``--token-user``). The audit trail records that name, never a header's claim. The one
+        exception is a front end that authenticated the person itself and holds the token for the
+        purpose (``token_proxy``: the Jupyter extension); it names the person in X-PharmaKG-User.
         """
         if not self.config.writable:
             raise Refusal(403, "this endpoint is read-only: it was started without an update token or authors")
@@ -239,11 +241,14 @@ class Endpoint:
             if role != "approver" and _NEEDS_APPROVER.search(text):
                 raise Refusal(403, f"user {name!r} is an author: changing a twin's status needs the approver role")
             return f"{name} via SPARQL endpoint ({client})", reason
-        if not self.config.token_ok(token):
+        if not (self.config.token_proxy and self.config.token_ok(token)):
             raise Refusal(403, "the update token is not valid")
-        claimed = request.headers.get("x-pharmakg-user", "").strip()
-        # a shared token is a shared account: the name is only claimed, and the record says so
-        return f"{claimed or 'unnamed'} (claimed; shared update token) via SPARQL endpoint ({client})", reason
+        person = request.headers.get("x-pharmakg-user", "").strip()
+        if not person:
+            raise Refusal(403, "the front end must name the user it authenticated (X-PharmaKG-User)")
+        if _NEEDS_APPROVER.search(text):
+            raise Refusal(403, f"user {person!r} writes as an author: changing a twin's status needs the approver role")
+        return f"{person} (authenticated by the front end) via SPARQL endpoint ({client})", reason
 
     # -- /sparql -------------------------------------------------------------------------
     async def sparql(self, request: Request) -> Response:

@@ -99,7 +99,10 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 7878
     workers: int = 0  # 0: one per CPU
-    token_sha256: str | None = None  # None: read-only
+    token_sha256: str | None = None  # the update token's digest; None (and no authors): read-only
+    token_user: str = ""  # the named person (or interface account) the update token belongs to
+    token_role: str = "author"  # that user's role: author or approver
+    token_proxy: bool = False  # the token belongs to a front end that authenticated the user (Jupyter)
     time_limit: float = 60.0  # seconds per query or update
     row_cap: int = 100_000  # solutions (SELECT) or triples (CONSTRUCT/DESCRIBE) per answer
     max_body: int = 16 * 1024 * 1024  # bytes of a request body
@@ -117,26 +120,39 @@ class ServerConfig:
             raise ValueError(f"time limit must be in (0, 3600] seconds, not {self.time_limit}")
         if self.row_cap < 1 or self.max_body < 1:
             raise ValueError("row cap and body size cap must be positive")
-        if self.users and self.token_sha256 is not None:
-            raise ValueError(
-                "give named users (--users) or a shared update token, not both: a shared token is a shared account"
-            )
+        if self.token_sha256 is not None and not self.token_proxy:
+            if not self.token_user.strip():
+                raise ValueError(
+                    "the update token is one person's credential (no shared accounts): name its owner (--token-user)"
+                )
+            if self.token_role not in ROLES[1:]:
+                raise ValueError(f"the update token's role must be author or approver, not {self.token_role!r}")
+            if any(name == self.token_user for name, _, _ in self.users):
+                raise ValueError(f"{self.token_user!r} owns the update token and is in the users file too")
 
     @property
     def writable(self) -> bool:
         return self.token_sha256 is not None or any(role != "reader" for _, role, _ in self.users)
 
     def token_ok(self, presented: str) -> bool:
-        """Constant-time comparison of a presented bearer token with the configured (shared) one."""
+        """Constant-time comparison of a presented bearer token with the update token."""
         if self.token_sha256 is None:
             return False
         return hmac.compare_digest(token_digest(presented), self.token_sha256)
 
     def user_of(self, presented: str) -> tuple[str, str] | None:
-        """(name, role) of the user whose token this is; every digest is compared, in constant time."""
+        """(name, role) of the user whose token this is; every digest is compared, in constant time.
+
+        The update token is one of them, owned by ``token_user`` (unless a front end holds it).
+        """
         digest = token_digest(presented)
         found = None
-        for name, role, expected in self.users:
+        owner = (
+            ()
+            if self.token_sha256 is None or self.token_proxy
+            else ((self.token_user, self.token_role, self.token_sha256),)
+        )
+        for name, role, expected in (*self.users, *owner):
             if hmac.compare_digest(digest, expected):
                 found = (name, role)
         return found

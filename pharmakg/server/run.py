@@ -54,10 +54,12 @@ def serve(config: ServerConfig, *, log_level: str = "info") -> None:
 
     if config.store is not None:  # fail here, once, with a clear message rather than in every worker
         EmbeddedStore(config.store, read_only=True).close()
-    if config.token_sha256 is not None:
+    if config.token_sha256 is not None and not config.token_proxy:
         log.warning(
-            "writes are accepted with a shared update token: the audit trail can only record the name a client "
-            "claims. For GMP use give each person a token with 'pharmakg user add' and serve with --users."
+            "writes with the update token are recorded as user %r (%s): keep the token to that user alone; "
+            "give everyone else a token of their own with 'pharmakg user add' and --users",
+            config.token_user,
+            config.token_role,
         )
     warning = exposure_warning(config)
     if warning:
@@ -144,13 +146,19 @@ def start(
     host: str = "127.0.0.1",
     port: int = 0,
     token: str | None = None,
+    token_user: str | None = None,
+    token_proxy: bool = False,
     workers: int = 1,
     time_limit: float | None = None,
     row_cap: int | None = None,
     extra_args: tuple[str, ...] = (),
     ready_timeout: float = 60.0,
 ) -> RunningServer:
-    """Start ``pharmakg serve`` in a child process and wait until it answers (port 0: a free one)."""
+    """Start ``pharmakg serve`` in a child process and wait until it answers (port 0: a free one).
+
+    ``token`` lets updates in; writes made with it are recorded under ``token_user`` (default:
+    this login), or, with ``token_proxy``, under the user the caller names in X-PharmaKG-User.
+    """
     if (store is None) == (endpoint is None):
         raise ValueError("give a store folder or an endpoint URL (exactly one)")
     port = port or _free_port(host)
@@ -161,6 +169,10 @@ def start(
         args += ["--time-limit", str(time_limit)]
     if row_cap is not None:
         args += ["--row-cap", str(row_cap)]
+    if token and token_proxy:
+        args += ["--token-proxy"]
+    elif token and token_user:
+        args += ["--token-user", token_user]
     args += list(extra_args)
     env = dict(os.environ)
     env.pop("PHARMAKG_UPDATE_TOKEN", None)

@@ -361,7 +361,9 @@ def import_package(
         sources=(audit.SourceRecord(str(path), audit.file_sha256(str(path))),),
     )
     if not replacing:  # pure addition: one bulk N-Quads transaction
-        audit.commit_add(kg.store, kg.base, rec, nquads, graphs=list(blocks))
+        # the history is the bulk of it, as lines pyoxigraph serialised: checkpoint it from them, not by a read-back
+        fresh = {hgraph: [line.strip().encode() for line in history_lines]}
+        audit.commit_add(kg.store, kg.base, rec, nquads, graphs=list(blocks), fresh=fresh)
     else:
         data = " ".join(
             f"GRAPH <{g}> {{ {' '.join(line.rstrip().removesuffix(' .') + ' .' for line in lines if line.strip())} }}"

@@ -23,6 +23,7 @@ import io
 import json
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from ..errors import PackageError, SignatureError
 from ..kg import KnowledgeGraph
 from ..validate import SHAPES_PATH, check_triples
 from ._crate import MANIFEST, SIGNATURE, CrateFile, build_manifest, read_manifest
-from ._select import select_knowledge, split_ntriples
+from ._select import select_core, split_ntriples, with_history
 from ._summary import knowledge_store, process_tables, summary_html
 from ._zip import ZipLimits, read_members, write_zip
 
@@ -175,7 +176,13 @@ def export_package(
     if version < 1:
         raise ValueError("a package version is a positive integer")
     sig.load_private_key(key)  # fail on a bad key before any work
-    selection = select_knowledge(kg, product, history=history)
+    core = select_core(kg, product)
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="pharmakg-export") as pool:
+        # the twins' reference predictions and the history chunks are mostly store reads, which
+        # pyoxigraph runs outside the GIL: they overlap
+        references = pool.submit(_twin_references, kg, core.twins)
+        selection = with_history(kg, core, history=history, pool=pool)
+        twin_files = references.result()
     report = _check_shacl(selection.triples, SHAPES_PATH, package=str(out))
     tables = process_tables(knowledge_store(selection.knowledge))
     created = audit.utc_now()
@@ -247,7 +254,7 @@ def export_package(
             "Human-readable tables of CPPs, CQAs, impacts and twins, and the recipe tree",
             "text/html",
         ),
-        *_twin_references(kg, selection.twins),
+        *twin_files,
     ]
     manifest = build_manifest(
         files,

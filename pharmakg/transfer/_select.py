@@ -18,6 +18,7 @@ Everything is selected by SPARQL on the store, so it works on a remote store too
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -26,7 +27,7 @@ from .. import audit
 from .. import terms as T
 from ..kg import KnowledgeGraph
 
-__all__ = ["Selection", "select_knowledge", "split_ntriples"]
+__all__ = ["Core", "Selection", "select_core", "select_knowledge", "split_ntriples", "with_history"]
 
 _RECIPE_TYPES = f"<{T.GeneralRecipe}> <{T.SiteRecipe}> <{T.MasterRecipe}>"
 #: predicates that would drag site-private or unexported nodes (lots, control recipes, people, instruments) along
@@ -62,8 +63,25 @@ def _sorted_lines(*chunks: bytes) -> bytes:
     return b"".join(line + b"\n" for line in sorted(lines))
 
 
-def select_knowledge(kg: KnowledgeGraph, product: str, *, history: int = 50) -> Selection:
+@dataclass(frozen=True)
+class Core:
+    """The product's knowledge without its batch history: what ``select_core`` found."""
+
+    product: str
+    product_id: str
+    chain: tuple[str, ...]
+    knowledge: bytes
+    twins: tuple[str, ...]
+    counts: dict[str, int]
+
+
+def select_knowledge(kg: KnowledgeGraph, product: str, *, history: int = 50, pool: Executor | None = None) -> Selection:
     """Collect ``product``'s knowledge (business id or IRI) and its last ``history`` batches per chain product."""
+    return with_history(kg, select_core(kg, product), history=history, pool=pool)
+
+
+def select_core(kg: KnowledgeGraph, product: str) -> Core:
+    """The product's chain and knowledge (everything but the batch history): a few small queries."""
     iri = kg.resolve(product)
     if not kg.ask(f"ASK {{ <{iri}> a pkg:Material }}"):
         raise ValueError(f"{product!r} is not a material (a product is exported by its material id)")
@@ -141,42 +159,10 @@ def select_knowledge(kg: KnowledgeGraph, product: str, *, history: int = 50) -> 
     if units:
         units |= _column(kg, f"SELECT DISTINCT ?x WHERE {{ VALUES ?u {{ {_values(units)} }} ?u pkg:partOf+ ?x }}")
     subjects = materials | recipes | elements | attributes | impacts | strategies | twins | twin_parts | units
-    excluded = ", ".join(
-        f"<{g}>"
-        for g in (
-            audit.audit_graph(kg.base),
-            audit.provenance_graph(kg.base),
-            T.ONTOLOGY_GRAPH,
-            registry_graph(kg.base),
-        )
-    )
     knowledge = kg.ntriples(
         f"""CONSTRUCT {{ ?s ?p ?o }} WHERE {{ VALUES ?s {{ {_values(subjects)} }}
-  GRAPH ?g {{ ?s ?p ?o }} FILTER(?g NOT IN ({excluded})) }}"""
+  GRAPH ?g {{ ?s ?p ?o }} FILTER(?g NOT IN ({_excluded(kg)})) }}"""
     )
-    knowledge = _sorted_lines(_closed(knowledge, subjects, kg.base))
-    batches = _last_batches(kg, chain, history)
-    drops = ", ".join(f"<{p}>" for p in _HISTORY_DROPS)
-    hist = b""
-    if batches:
-        wanted = set(batches)
-        records = {  # by product, filtered here: a VALUES join over thousands of batches is slower
-            r["x"]
-            for r in kg.rows(
-                f"""SELECT ?x ?b WHERE {{ VALUES ?p {{ {_values(chain)} }} VALUES ?k {{ {_HISTORY_KINDS} }}
-  ?b pkg:product ?p . ?x pkg:batch ?b ; a ?k }}"""
-            )
-            if r["b"] in wanted
-        }
-        keep = f"FILTER(?p NOT IN ({drops}) && ?g NOT IN ({excluded}))"
-        subjects_h = sorted(set(batches) | records)
-        hist = b"".join(  # subjects first, then their triples: oxigraph joins VALUES ?s best this way round
-            kg.ntriples(
-                f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ VALUES ?s {{ {_values(subjects_h[i : i + 5000])} }} "
-                f"GRAPH ?g {{ ?s ?p ?o }} {keep} }}"
-            )
-            for i in range(0, len(subjects_h), 5000)
-        )
     counts = {
         "products (chain)": len(chain),
         "materials": len(materials),
@@ -188,19 +174,69 @@ def select_knowledge(kg: KnowledgeGraph, product: str, *, history: int = 50) -> 
         "control strategies": len(strategies),
         "twins": len(twins),
         "equipment": len(units),
-        "history batches": len(batches),
     }
-    history_nt = _sorted_lines(hist)
-    knowledge_t, history_t = split_ntriples(knowledge), split_ntriples(history_nt)
-    return Selection(
+    return Core(
         product=iri,
         product_id=pid,
         chain=tuple(chain),
-        knowledge=knowledge,
-        history=history_nt,
-        history_frame=_history_frame(history_t, knowledge_t),
+        knowledge=_sorted_lines(_closed(knowledge, subjects, kg.base)),
         twins=tuple(sorted(twins)),
         counts=counts,
+    )
+
+
+def _excluded(kg: KnowledgeGraph) -> str:
+    """The graphs no package reads from: the audit trail, provenance, the ontology and the package registry."""
+    graphs = (audit.audit_graph(kg.base), audit.provenance_graph(kg.base), T.ONTOLOGY_GRAPH, registry_graph(kg.base))
+    return ", ".join(f"<{g}>" for g in graphs)
+
+
+#: subjects per history CONSTRUCT: small enough to spread over the pool's threads
+_CHUNK = 2000
+
+
+def with_history(kg: KnowledgeGraph, core: Core, *, history: int, pool: Executor | None = None) -> Selection:
+    """``core`` plus the last ``history`` batches of each chain product (batches, actuals, samples, results).
+
+    The history is read in chunks of subjects; with a ``pool`` the chunks run on its
+    threads (pyoxigraph releases the GIL while it evaluates and serialises, so two
+    chunks in flight nearly halve the read on two cores).
+    """
+    chain = list(core.chain)
+    batches = _last_batches(kg, chain, history)
+    hist: list[bytes] = []
+    if batches:
+        wanted = set(batches)
+
+        def records_of(product: str) -> list[dict[str, str]]:  # a VALUES join over thousands of batches is slower
+            return kg.rows(
+                f"""SELECT ?x ?b WHERE {{ VALUES ?k {{ {_HISTORY_KINDS} }} ?b pkg:product <{product}> . ?x a ?k ; pkg:batch ?b }}"""
+            )
+
+        per_product = list(pool.map(records_of, chain)) if pool is not None else [records_of(p) for p in chain]
+        records = {r["x"] for rows in per_product for r in rows if r["b"] in wanted}
+        drops = ", ".join(f"<{p}>" for p in _HISTORY_DROPS)
+        keep = f"FILTER(?p NOT IN ({drops}) && ?g NOT IN ({_excluded(kg)}))"
+        subjects = sorted(set(batches) | records)
+
+        def read(chunk: list[str]) -> bytes:  # subjects first, then their triples: oxigraph joins VALUES ?s best
+            return kg.ntriples(
+                f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ VALUES ?s {{ {_values(chunk)} }} GRAPH ?g {{ ?s ?p ?o }} {keep} }}"
+            )
+
+        chunks = [subjects[i : i + _CHUNK] for i in range(0, len(subjects), _CHUNK)]
+        hist = list(pool.map(read, chunks)) if pool is not None else [read(c) for c in chunks]
+    history_nt = _sorted_lines(*hist)
+    knowledge_t, history_t = split_ntriples(core.knowledge), split_ntriples(history_nt)
+    return Selection(
+        product=core.product,
+        product_id=core.product_id,
+        chain=core.chain,
+        knowledge=core.knowledge,
+        history=history_nt,
+        history_frame=_history_frame(history_t, knowledge_t),
+        twins=core.twins,
+        counts=core.counts | {"history batches": len(batches)},
         triples=pd.concat([knowledge_t, history_t], ignore_index=True),
     )
 
@@ -259,12 +295,12 @@ def _history_frame(frame: pd.DataFrame, knowledge: pd.DataFrame) -> pd.DataFrame
     ids = pd.concat([frame, knowledge])
     ids = ids[ids["p"] == f"<{T.identifier}>"]
     name = dict(zip(ids["s"], ids["o"].str.extract(_LEX, expand=False), strict=True))
-    lex = frame["o"].str.extract(_LEX, expand=False)
+    by_predicate = dict(tuple(frame.groupby("p", sort=False)))
 
     def column(pred: str, as_name: bool = False, raw: bool = False) -> pd.Series:
-        rows = frame["p"] == f"<{pred}>"
-        values = frame.loc[rows, "o"].map(name) if as_name else frame.loc[rows, "o"] if raw else lex[rows]
-        return pd.Series(values.to_numpy(), index=frame.loc[rows, "s"].to_numpy())
+        rows = by_predicate.get(f"<{pred}>", frame.iloc[:0])  # lexical forms only where read: a third of the rows
+        values = rows["o"].map(name) if as_name else rows["o"] if raw else rows["o"].str.extract(_LEX, expand=False)
+        return pd.Series(values.to_numpy(), index=rows["s"].to_numpy())
 
     batches = frame.loc[(frame["p"] == f"<{T.type_}>") & (frame["o"] == f"<{T.Batch}>"), "s"].drop_duplicates()
     head = pd.DataFrame({"s": batches.to_numpy()})

@@ -13,7 +13,9 @@ Why a child process rather than handlers inside Jupyter: pyoxigraph cannot
 cancel a query, so the endpoint's time limit works by retiring the worker
 process that runs a runaway; that must never be the Jupyter server itself. The
 extension starts ``pharmakg serve`` on a private loopback port, with a random
-update token it never shows, and forwards authenticated requests to it.
+update token it never shows, and forwards authenticated requests to it. Writes
+are recorded under the Jupyter user who made them (``jupyter:NAME``): the child
+trusts that name only from the holder of its private token.
 
 Sharing the folder with the kernel: the kernel may hold the store read-write
 (one writer, RocksDB's lock); the endpoint opens it read-only and reopens its
@@ -141,6 +143,7 @@ class PharmaKGServer(ExtensionApp):
         self._server = start(
             self._store_path(),
             token=self.token if self.writable else None,
+            token_proxy=True,  # Jupyter authenticated the user; the child records the name the proxy gives
             workers=1,
             time_limit=self.time_limit,
         )
