@@ -36,7 +36,7 @@ from ..errors import PackageError, SignatureError
 from ..kg import KnowledgeGraph
 from ..validate import SHAPES_PATH, check_triples
 from ._crate import MANIFEST, SIGNATURE, CrateFile, build_manifest, read_manifest
-from ._select import select_core, split_ntriples, with_history
+from ._select import select_core, with_history
 from ._summary import knowledge_store, process_tables, summary_html
 from ._zip import ZipLimits, read_members, write_zip
 
@@ -52,8 +52,14 @@ def _quads(ntriples: bytes, graph: str) -> bytes:
     return b"".join(line.rstrip()[:-1].rstrip() + suffix for line in ntriples.splitlines() if line.strip())
 
 
-def _split_quads(nquads: bytes, *, package: str) -> tuple[bytes, bytes]:
-    """(knowledge, history) N-Triples out of the package's N-Quads, parsed and re-serialised by pyoxigraph."""
+def _split_quads(nquads: bytes, *, package: str) -> tuple[bytes, bytes, pd.DataFrame]:
+    """(knowledge, history) as sorted N-Triples, and their triples as s, p, o columns.
+
+    A scratch pyoxigraph store parses the quads and writes them back, so the lines are
+    what any store's dump gives (they compare equal to a store's lines) and duplicates
+    are gone. Measured on a 207 000-quad package, this beats turning parsed terms into
+    strings one by one in Python.
+    """
     import pyoxigraph as ox
 
     scratch = ox.Store()
@@ -67,11 +73,15 @@ def _split_quads(nquads: bytes, *, package: str) -> tuple[bytes, bytes]:
             raise PackageError(package, f"quad in an unexpected graph {name}", member="data/knowledge.nq")
     if next(iter(scratch.quads_for_pattern(None, None, None, ox.DefaultGraph())), None) is not None:
         raise PackageError(package, "quad in the default graph", member="data/knowledge.nq")
-    out = []
+    parts = []
     for g in (KNOWLEDGE_GRAPH, HISTORY_GRAPH):
         data = scratch.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.NamedNode(g)) or b""
-        out.append(b"".join(sorted(line + b"\n" for line in data.splitlines() if line.strip())))
-    return out[0], out[1]
+        parts.append(sorted(line for line in data.decode("utf-8").splitlines() if line.strip()))
+    frame = pd.DataFrame(
+        [line[:-2].split(" ", 2) for part in parts for line in part], columns=["s", "p", "o"], dtype=object
+    )  # exact on pyoxigraph's own lines (see _select.split_ntriples)
+    knowledge, history = ("".join(line + "\n" for line in part).encode() for part in parts)
+    return knowledge, history, frame
 
 
 def _conformance_ttl(report: Any, nodes: int) -> bytes:
@@ -311,7 +321,11 @@ class Package:
         """The batch history as sorted N-Triples."""
         return self._graphs()[1]
 
-    def _graphs(self) -> tuple[bytes, bytes]:
+    def triples(self) -> pd.DataFrame:
+        """Knowledge then history as s, p, o columns (N-Triples terms)."""
+        return self._graphs()[2]
+
+    def _graphs(self) -> tuple[bytes, bytes, pd.DataFrame]:
         cached = self._cache.get("graphs")
         if cached is None:
             cached = self._cache["graphs"] = _split_quads(self.members["data/knowledge.nq"], package=self.path)
@@ -437,7 +451,7 @@ def verify_package(
         shapes = Path(tmp) / "shapes.ttl"
         shapes.write_bytes(pkg.members["shapes/shapes.ttl"])
         try:
-            report = _check_shacl(split_ntriples(pkg.knowledge() + pkg.history()), shapes, package=pkg.path)
+            report = _check_shacl(pkg.triples(), shapes, package=pkg.path)
         except SyntaxError as exc:
             raise PackageError(pkg.path, f"shapes do not parse ({exc})", member="shapes/shapes.ttl") from None
     checks.append(("SHACL", f"conforms ({report.checked_nodes} nodes)"))
