@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import warnings
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -437,56 +438,70 @@ def recall_scope(
     Suspect lots are ``lots`` (business ids or IRIs) plus, when ``supplier``
     (the name as written in lots.csv) or ``material`` is given, every lot of
     that supplier/material received in [received_from, received_to).
+
+    The queries that do not depend on each other run on two threads: pyoxigraph
+    (and an HTTP store) answers them outside the GIL, so they overlap.
     """
-    suspects = {kg.resolve(x) for x in lots}
+    columns = ["lot", "material", "supplier", "received"]
+    found = pd.DataFrame(columns=["l", *columns])
     if supplier is not None or material is not None:
-        conds = []
-        if supplier is not None:
-            conds.append(f"?lot pkg:supplier/rdfs:label {sparql_string(supplier)} .")
-        if material is not None:
-            conds.append(f"?lot pkg:material/dcterms:identifier {sparql_string(material)} .")
-        received = "OPTIONAL { ?lot pkg:receivedDate ?received }"
-        if received_from is not None or received_to is not None:
-            # a coarse lexical pre-filter (a day's margin for time zones; dates and date-times
-            # do not compare in SPARQL), so only the window's lots come back; exact test below
-            received = "?lot pkg:receivedDate ?received ."
-            if received_from is not None:
-                received += f' FILTER(STR(?received) >= "{(_utc(received_from) - pd.Timedelta(days=1)).date()}")'
-            if received_to is not None:
-                received += f' FILTER(STR(?received) < "{(_utc(received_to) + pd.Timedelta(days=2)).date()}")'
-        found = kg.query(f"SELECT ?lot ?received WHERE {{ {' '.join(conds)} {received} }}")
-        if received_from is not None or received_to is not None:
-            when = pd.to_datetime(found["received"], utc=True, errors="coerce")
-            mask = pd.Series(True, index=found.index)
-            if received_from is not None:
-                mask &= when >= _utc(received_from)
-            if received_to is not None:
-                mask &= when < _utc(received_to)
-            found = found[mask.fillna(False)]
-        suspects |= set(found["lot"])
+        found = _suspects_by(kg, supplier, material, received_from, received_to)
+    named = {kg.resolve(x) for x in lots} - set(found["l"])
+    if named:
+        found = pd.concat([found, _suspect_rows(kg, f"VALUES ?l {{ {_values(sorted(named))} }}")], ignore_index=True)
+    suspect_frame = found[columns].sort_values("lot").reset_index(drop=True)
     empty_lots = pd.DataFrame(columns=["lot", "material", "quantity", "unit", "status", "via"])
     empty_ship = pd.DataFrame(columns=["lot", "customer", "market", "shipped_quantity", "shipped_unit", "shipped"])
-    if not suspects:
-        return RecallScope(pd.DataFrame(columns=["lot", "material", "supplier", "received"]), empty_lots, empty_ship)
-    values = _values(sorted(suspects))
-    suspect_frame = kg.query(
-        f"""SELECT ?lot ?material ?supplier ?received WHERE {{ VALUES ?l {{ {values} }}
-  ?l dcterms:identifier ?lot . OPTIONAL {{ ?l pkg:material/dcterms:identifier ?material }}
-  OPTIONAL {{ ?l pkg:supplier/rdfs:label ?supplier }} OPTIONAL {{ ?l pkg:receivedDate ?received }} }} ORDER BY ?lot"""
-    )
+    if found.empty:
+        return RecallScope(suspect_frame, empty_lots, empty_ship)
     # 1. which drug-product lots each suspect lot reaches (one property-path query)
-    reach = _finished_reached(kg, suspects)
+    reach = _finished_reached(kg, set(found["l"]))
     if not reach:
         return RecallScope(suspect_frame, empty_lots, empty_ship)
-    names = {
-        r["l"]: r["id"]
-        for r in kg.rows(f"SELECT ?l ?id WHERE {{ VALUES ?l {{ {values} }} ?l dcterms:identifier ?id }}")
-    }
+    names = dict(zip(found["l"], found["lot"], strict=True))
     via: dict[str, set[str]] = {}
     for r in reach:
         via.setdefault(r["f"], set()).add(names.get(r["root"], r["root"]))
     finished, shipments = _finished_and_shipped(kg, via)
     return RecallScope(suspect_frame, finished, shipments)
+
+
+def _suspect_rows(kg: KnowledgeGraph, where: str) -> pd.DataFrame:
+    """IRI ``l``, business id, material id, supplier name and received date of the lots ``where`` selects."""
+    return kg.query(
+        f"""SELECT ?l ?lot ?material ?supplier ?received WHERE {{ {where}
+  ?l dcterms:identifier ?lot . OPTIONAL {{ ?l pkg:material/dcterms:identifier ?material }}
+  OPTIONAL {{ ?l pkg:supplier/rdfs:label ?supplier }} OPTIONAL {{ ?l pkg:receivedDate ?received }} }}"""
+    )
+
+
+def _suspects_by(
+    kg: KnowledgeGraph, supplier: str | None, material: str | None, received_from: str | None, received_to: str | None
+) -> pd.DataFrame:
+    """The lots of a supplier and/or material received in the window, with their recall columns."""
+    conds = []
+    if supplier is not None:
+        conds.append(f"?l pkg:supplier/rdfs:label {sparql_string(supplier)} .")
+    if material is not None:
+        conds.append(f"?l pkg:material/dcterms:identifier {sparql_string(material)} .")
+    if received_from is not None or received_to is not None:
+        # a coarse lexical pre-filter (a day's margin for time zones; dates and date-times
+        # do not compare in SPARQL), so only the window's lots come back; exact test below
+        conds.append("?l pkg:receivedDate ?r .")
+        if received_from is not None:
+            conds.append(f'FILTER(STR(?r) >= "{(_utc(received_from) - pd.Timedelta(days=1)).date()}")')
+        if received_to is not None:
+            conds.append(f'FILTER(STR(?r) < "{(_utc(received_to) + pd.Timedelta(days=2)).date()}")')
+    found = _suspect_rows(kg, " ".join(conds))
+    if received_from is None and received_to is None:
+        return found
+    when = pd.to_datetime(found["received"], utc=True, errors="coerce")
+    mask = pd.Series(True, index=found.index)
+    if received_from is not None:
+        mask &= when >= _utc(received_from)
+    if received_to is not None:
+        mask &= when < _utc(received_to)
+    return found[mask.fillna(False)].reset_index(drop=True)
 
 
 def _finished_and_shipped(kg: KnowledgeGraph, via: dict[str, set[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -496,28 +511,32 @@ def _finished_and_shipped(kg: KnowledgeGraph, via: dict[str, set[str]]) -> tuple
     oxigraph answers OPTIONAL production quantities, or ``?sh pkg:lot ?f ; a
     pkg:Shipment`` with the class as a constant, by scanning every record
     first (2 s instead of 35 ms for 70 lots at 3 000 batches; 74 s at 100 000),
-    whereas ``a ?t FILTER(?t IN (...))`` keeps the lookup per lot."""
+    whereas ``a ?t FILTER(?t IN (...))`` keeps the lookup per lot. The three
+    queries (lots, shipments, production records) are independent and run on
+    two threads; production records are read for every lot and used where
+    the lot itself carries no quantity.
+    """
     values = _values(sorted(via))
-    lots = _group(
-        kg.rows(
-            f"SELECT ?f ?p ?o WHERE {{ VALUES ?f {{ {values} }} ?f ?p ?o "
-            "FILTER(?p IN (dcterms:identifier, pkg:material, pkg:quantity, pkg:unit, pkg:lotStatus)) }"
-        ),
-        "f",
-    )
 
-    def records_about(subjects: list[str], kind: str) -> tuple[dict[str, dict[str, list[str]]], dict[str, str]]:
+    def records_about(kind: str) -> tuple[dict[str, dict[str, list[str]]], dict[str, str]]:
         """Records of one class naming the lots, and the lot each names."""
-        if not subjects:
-            return {}, {}
         rows = kg.rows(
-            f"""SELECT ?f ?r ?p ?o WHERE {{ VALUES ?f {{ {_values(subjects)} }} ?r pkg:lot ?f ; a ?t . FILTER(?t IN (pkg:{kind}))
+            f"""SELECT ?f ?r ?p ?o WHERE {{ VALUES ?f {{ {values} }} ?r pkg:lot ?f ; a ?t . FILTER(?t IN (pkg:{kind}))
   ?r ?p ?o FILTER(?p IN (pkg:quantity, pkg:unit, pkg:customer, pkg:market, pkg:shippedDate)) }}"""
         )
         return _group(rows, "r"), {r["r"]: r["f"] for r in rows}
 
-    shipped, shipped_lot = records_about(list(lots), "Shipment")
-    made, made_lot = records_about([f for f, p in lots.items() if PKG + "quantity" not in p], "MaterialProduction")
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pharmakg-recall") as pool:
+        shipping = pool.submit(records_about, "Shipment")
+        making = pool.submit(records_about, "MaterialProduction")
+        lots = _group(
+            kg.rows(
+                f"SELECT ?f ?p ?o WHERE {{ VALUES ?f {{ {values} }} ?f ?p ?o "
+                "FILTER(?p IN (dcterms:identifier, pkg:material, pkg:quantity, pkg:unit, pkg:lotStatus)) }"
+            ),
+            "f",
+        )
+        (shipped, shipped_lot), (made, made_lot) = shipping.result(), making.result()
     made_by_lot = {made_lot[r]: rec for r, rec in made.items() if PKG + "quantity" in rec}
     refs = [v for p in lots.values() for v in p.get(PKG + "material", ())]
     refs += [v for rec in shipped.values() for v in rec.get(PKG + "customer", ())]
