@@ -268,11 +268,13 @@ class _Facts:
 
     @cached_property
     def producers(self) -> dict[str, list[str]]:
-        return {str(k): v for k, v in self.produced.groupby("lot")["batch"].apply(list).items()}
+        """lot -> the batches that produced it."""
+        return _lists(self.produced["lot"], self.produced["batch"])
 
     @cached_property
     def inputs(self) -> dict[str, list[str]]:
-        return {str(k): v for k, v in self.consumed.groupby("batch")["lot"].apply(list).items()}
+        """batch -> the lots it consumed."""
+        return _lists(self.consumed["batch"], self.consumed["lot"])
 
     @cached_property
     def children(self) -> dict[str, set[str]]:
@@ -300,6 +302,15 @@ def _time(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
     for c in cols:
         frame[c] = pd.to_datetime(frame[c], utc=True, errors="coerce", format="ISO8601")
     return frame
+
+
+def _lists(keys: pd.Series, values: pd.Series) -> dict[str, list[str]]:
+    """key -> its values in row order: a plain loop, where ``groupby(...).apply(list)`` cost
+    32 s on the 100 000-batch plant's 400 000 groups."""
+    out: dict[str, list[str]] = {}
+    for k, v in zip(keys.tolist(), values.tolist(), strict=True):
+        out.setdefault(str(k), []).append(v)
+    return out
 
 
 def facts(kg: KnowledgeGraph) -> _Facts:
