@@ -174,11 +174,11 @@ class TwinShelf:
         frame = self.kg.query(
             """SELECT DISTINCT ?id ?version ?kind ?status ?describes ?node ?created ?n_train ?iri WHERE {
   ?iri a pkg:Twin ; pkg:twinId ?id ; pkg:twinVersion ?version ; pkg:twinKind ?kind ;
-      pkg:twinStatus ?s ; dcterms:created ?created . OPTIONAL { ?iri pkg:describes ?node }
-      OPTIONAL { ?iri pkg:trainingSize ?n_train }
-  OPTIONAL {{ ?node dcterms:identifier ?describes }}
+      pkg:twinStatus ?s ; dcterms:created ?created .
+  OPTIONAL { ?iri pkg:describes ?node . ?node dcterms:identifier ?describes }
+  OPTIONAL { ?iri pkg:trainingSize ?n_train }
   BIND(LCASE(STRAFTER(STR(?s), "#")) AS ?status) } ORDER BY ?id ?version"""
-        )
+        )  # the node's id inside the describes OPTIONAL: on its own, oxigraph read every identifier in the store
         return frame.drop(columns=["node"], errors="ignore")
 
     def of(self, node: str) -> builtins.list[Twin]:
