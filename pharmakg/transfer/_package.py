@@ -36,7 +36,7 @@ from ..errors import PackageError, SignatureError
 from ..kg import KnowledgeGraph
 from ..validate import SHAPES_PATH, check_triples
 from ._crate import MANIFEST, SIGNATURE, CrateFile, build_manifest, read_manifest
-from ._select import select_core, with_history
+from ._select import lines_frame, select_core, with_history
 from ._summary import knowledge_store, process_tables, summary_html
 from ._zip import ZipLimits, read_members, write_zip
 
@@ -77,9 +77,7 @@ def _split_quads(nquads: bytes, *, package: str) -> tuple[bytes, bytes, pd.DataF
     for g in (KNOWLEDGE_GRAPH, HISTORY_GRAPH):
         data = scratch.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.NamedNode(g)) or b""
         parts.append(sorted(line for line in data.decode("utf-8").splitlines() if line.strip()))
-    frame = pd.DataFrame(
-        [line[:-2].split(" ", 2) for part in parts for line in part], columns=["s", "p", "o"], dtype=object
-    )  # exact on pyoxigraph's own lines (see _select.split_ntriples)
+    frame = lines_frame(line for part in parts for line in part)
     knowledge, history = ("".join(line + "\n" for line in part).encode() for part in parts)
     return knowledge, history, frame
 

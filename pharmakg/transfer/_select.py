@@ -18,8 +18,9 @@ Everything is selected by SPARQL on the store, so it works on a remote store too
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import pandas as pd
 
@@ -27,27 +28,12 @@ from .. import audit
 from .. import terms as T
 from ..kg import KnowledgeGraph
 
-__all__ = ["Core", "Selection", "select_core", "select_knowledge", "split_ntriples", "with_history"]
+__all__ = ["Core", "Selection", "lines_frame", "select_core", "split_ntriples", "with_history"]
 
 _RECIPE_TYPES = f"<{T.GeneralRecipe}> <{T.SiteRecipe}> <{T.MasterRecipe}>"
 #: predicates that would drag site-private or unexported nodes (lots, control recipes, people, instruments) along
 _HISTORY_KINDS = f"<{T.ParameterValue}> <{T.TestResult}> <{T.Sample}>"
 _HISTORY_DROPS = (T.consumed, T.produced, T.recipe, T.analyst, T.instrument, T.lot)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The product's knowledge and history as sorted N-Triples lines, and what they hold."""
-
-    product: str
-    product_id: str
-    chain: tuple[str, ...]
-    knowledge: bytes
-    history: bytes
-    history_frame: pd.DataFrame = field(repr=False)
-    twins: tuple[str, ...]
-    counts: dict[str, int]
-    triples: pd.DataFrame = field(repr=False)  # knowledge then history as s, p, o: split once, read twice
 
 
 def _values(iris: list[str] | set[str] | tuple[str, ...]) -> str:
@@ -75,9 +61,13 @@ class Core:
     counts: dict[str, int]
 
 
-def select_knowledge(kg: KnowledgeGraph, product: str, *, history: int = 50, pool: Executor | None = None) -> Selection:
-    """Collect ``product``'s knowledge (business id or IRI) and its last ``history`` batches per chain product."""
-    return with_history(kg, select_core(kg, product), history=history, pool=pool)
+@dataclass(frozen=True)
+class Selection(Core):
+    """The core plus the history as sorted N-Triples lines, and what they hold."""
+
+    history: bytes
+    history_frame: pd.DataFrame = field(repr=False)
+    triples: pd.DataFrame = field(repr=False)  # knowledge then history as s, p, o: split once, read twice
 
 
 def select_core(kg: KnowledgeGraph, product: str) -> Core:
@@ -229,14 +219,10 @@ def with_history(kg: KnowledgeGraph, core: Core, *, history: int, pool: Executor
     history_nt = _sorted_lines(*hist)
     knowledge_t, history_t = split_ntriples(core.knowledge), split_ntriples(history_nt)
     return Selection(
-        product=core.product,
-        product_id=core.product_id,
-        chain=core.chain,
-        knowledge=core.knowledge,
+        **{f.name: getattr(core, f.name) for f in fields(Core)}
+        | {"counts": core.counts | {"history batches": len(batches)}},
         history=history_nt,
         history_frame=_history_frame(history_t, knowledge_t),
-        twins=core.twins,
-        counts=core.counts | {"history batches": len(batches)},
         triples=pd.concat([knowledge_t, history_t], ignore_index=True),
     )
 
@@ -334,5 +320,10 @@ def split_ntriples(ntriples: bytes) -> pd.DataFrame:
     Only for lines pyoxigraph serialised itself, where splitting on the first two spaces is
     exact; plain str.split beats building terms one by one (and pandas' string methods).
     """
-    rows = [line[:-2].split(" ", 2) for line in ntriples.decode("utf-8").splitlines() if line.endswith(" .")]
+    return lines_frame(ntriples.decode("utf-8").splitlines())
+
+
+def lines_frame(lines: Iterable[str]) -> pd.DataFrame:
+    """s, p, o of N-Triples lines already decoded (see split_ntriples for when this is exact)."""
+    rows = [line[:-2].split(" ", 2) for line in lines if line.endswith(" .")]
     return pd.DataFrame(rows, columns=["s", "p", "o"], dtype=object)
