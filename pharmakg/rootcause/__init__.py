@@ -61,20 +61,19 @@ from __future__ import annotations
 
 import html
 import math
-from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .store.base import sparql_string
+from ..store.base import sparql_string
+from ._facts import _Facts, _upstream, facts, rows_of
 
 if TYPE_CHECKING:
-    from .kg import KnowledgeGraph
+    from ..kg import KnowledgeGraph
 
 __all__ = ["NO_CANDIDATE_SCORE", "UNLINKED_PRIOR", "Cause", "Evidence", "Investigation", "accept_cause", "investigate"]
 
@@ -239,212 +238,6 @@ class Investigation:
         )
 
 
-# -- plant facts (bulk tables, cached per store revision) ------------------------------------
-@dataclass
-class _Facts:
-    ids: dict[str, str]  # iri -> business id
-    labels: dict[str, str]
-    params: pd.DataFrame  # iri, nor_low, nor_high, par_low, par_high, step_class, criticality
-    attrs: pd.DataFrame  # iri, material, spec_low, spec_high, kind
-    impacts: pd.DataFrame  # src, tgt, severity
-    batches: pd.DataFrame  # iri, start, end
-    consumed: pd.DataFrame  # batch, lot
-    produced: pd.DataFrame  # batch, lot
-    lots: pd.DataFrame  # iri, material, supplier
-    uses: pd.DataFrame  # batch, equipment
-    equipment: pd.DataFrame  # iri, parent, level, cls
-    pvalues: pd.DataFrame  # batch, parameter, value
-    lotattr: pd.DataFrame  # lot, attribute, value
-    results: pd.DataFrame  # batch, attribute, value
-    events: pd.DataFrame  # iri, equipment, type, time, outcome, description
-    deviations: pd.DataFrame  # iri, batch, equipment, attribute, opened, description
-
-    # lookups every investigation walks, built once per set of facts
-    @cached_property
-    def batch_products(self) -> dict[str, str]:
-        """batch -> the material of the lots it produced (its product)."""
-        joined = self.produced.merge(self.lots[["iri", "material"]], left_on="lot", right_on="iri")
-        return dict(zip(joined["batch"], joined["material"], strict=True))
-
-    @cached_property
-    def producers(self) -> dict[str, list[str]]:
-        """lot -> the batches that produced it."""
-        return _lists(self.produced["lot"], self.produced["batch"])
-
-    @cached_property
-    def inputs(self) -> dict[str, list[str]]:
-        """batch -> the lots it consumed."""
-        return _lists(self.consumed["batch"], self.consumed["lot"])
-
-    @cached_property
-    def children(self) -> dict[str, set[str]]:
-        return {
-            str(k): v for k, v in self.equipment.dropna(subset=["parent"]).groupby("parent")["iri"].apply(set).items()
-        }
-
-    @cached_property
-    def parents(self) -> dict[str, str]:
-        return dict(self.equipment.dropna(subset=["parent"])[["iri", "parent"]].itertuples(index=False))
-
-
-def _frame(kg: KnowledgeGraph, sparql: str, columns: list[str]) -> pd.DataFrame:
-    rows = kg.rows(sparql)
-    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
-
-
-def _num(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
-    for c in cols:
-        frame[c] = pd.to_numeric(frame[c], errors="coerce")
-    return frame
-
-
-def _time(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
-    for c in cols:
-        frame[c] = pd.to_datetime(frame[c], utc=True, errors="coerce", format="ISO8601")
-    return frame
-
-
-def _lists(keys: pd.Series, values: pd.Series) -> dict[str, list[str]]:
-    """key -> its values in row order: a plain loop, where ``groupby(...).apply(list)`` cost
-    32 s on the 100 000-batch plant's 400 000 groups."""
-    out: dict[str, list[str]] = {}
-    for k, v in zip(keys.tolist(), values.tolist(), strict=True):
-        out.setdefault(str(k), []).append(v)
-    return out
-
-
-def facts(kg: KnowledgeGraph) -> _Facts:
-    """The plant-wide tables an investigation compares against (one set of queries per store revision)."""
-    cache = kg.cache
-    if "rootcause.facts" in cache:
-        cached: _Facts = cache["rootcause.facts"]
-        return cached
-    names = kg.rows(
-        "SELECT ?x ?id ?label WHERE { VALUES ?c { pkg:ProcessParameter pkg:QualityAttribute pkg:Batch pkg:MaterialLot "
-        "pkg:Supplier pkg:Equipment pkg:Unit pkg:EquipmentModule pkg:ControlModule pkg:EquipmentEvent pkg:Deviation "
-        "pkg:Material } ?x a ?c ; dcterms:identifier ?id OPTIONAL { ?x rdfs:label ?label } }"
-    )
-    ids = {r["x"]: r["id"] for r in names}
-    labels = {r["x"]: r.get("label") or r["id"] for r in names}
-    f = _Facts(
-        ids=ids,
-        labels=labels,
-        params=_num(
-            _frame(
-                kg,
-                "SELECT ?iri ?nor_low ?nor_high ?par_low ?par_high ?step_class ?criticality WHERE { "
-                "?iri a pkg:ProcessParameter OPTIONAL { ?iri pkg:norLow ?nor_low } OPTIONAL { ?iri pkg:norHigh ?nor_high } "
-                "OPTIONAL { ?iri pkg:parLow ?par_low } OPTIONAL { ?iri pkg:parHigh ?par_high } "
-                "OPTIONAL { ?iri pkg:criticality ?criticality } "
-                "OPTIONAL { ?iri pkg:step/pkg:partOf*/pkg:equipmentClass ?step_class } }",
-                ["iri", "nor_low", "nor_high", "par_low", "par_high", "step_class", "criticality"],
-            ),
-            "nor_low",
-            "nor_high",
-            "par_low",
-            "par_high",
-        ),
-        attrs=_num(
-            _frame(
-                kg,
-                "SELECT ?iri ?material ?spec_low ?spec_high ?kind WHERE { ?iri a pkg:QualityAttribute "
-                "OPTIONAL { ?iri pkg:material ?material } OPTIONAL { ?iri pkg:specLow ?spec_low } "
-                "OPTIONAL { ?iri pkg:specHigh ?spec_high } OPTIONAL { ?iri pkg:attributeKind ?kind } }",
-                ["iri", "material", "spec_low", "spec_high", "kind"],
-            ),
-            "spec_low",
-            "spec_high",
-        ),
-        impacts=_num(
-            _frame(
-                kg,
-                "SELECT ?src ?tgt ?severity WHERE { ?i a pkg:Impact ; pkg:impactSource ?src ; pkg:impactTarget ?tgt "
-                "OPTIONAL { ?i pkg:riskSeverity ?severity } }",
-                ["src", "tgt", "severity"],
-            ),
-            "severity",
-        ),
-        batches=_time(
-            _frame(
-                kg,
-                "SELECT ?iri ?start ?end WHERE { ?iri a pkg:Batch OPTIONAL { ?iri pkg:startTime ?start } "
-                "OPTIONAL { ?iri pkg:endTime ?end } }",
-                ["iri", "start", "end"],
-            ),
-            "start",
-            "end",
-        ),
-        consumed=_frame(kg, "SELECT ?batch ?lot WHERE { ?batch pkg:consumed ?lot }", ["batch", "lot"]),
-        produced=_frame(kg, "SELECT ?batch ?lot WHERE { ?batch pkg:produced ?lot }", ["batch", "lot"]),
-        lots=_frame(
-            kg,
-            "SELECT ?iri ?material ?supplier WHERE { ?iri a pkg:MaterialLot OPTIONAL { ?iri pkg:material ?material } "
-            "OPTIONAL { ?iri pkg:supplier ?supplier } }",
-            ["iri", "material", "supplier"],
-        ),
-        uses=_frame(
-            kg, "SELECT ?batch ?equipment WHERE { ?batch pkg:usedEquipment ?equipment }", ["batch", "equipment"]
-        ),
-        equipment=_frame(
-            kg,
-            "SELECT ?iri ?parent ?level ?cls WHERE { ?iri a ?level . VALUES ?level { pkg:Unit pkg:EquipmentModule "
-            "pkg:ControlModule pkg:ProcessCell } OPTIONAL { ?iri pkg:partOf ?parent } "
-            "OPTIONAL { ?iri pkg:equipmentClass ?cls } }",
-            ["iri", "parent", "level", "cls"],
-        ),
-        pvalues=_num(
-            _frame(
-                kg,
-                "SELECT ?batch ?parameter ?value WHERE { ?v a pkg:ParameterValue ; pkg:batch ?batch ; "
-                "pkg:parameter ?parameter ; pkg:value ?value }",
-                ["batch", "parameter", "value"],
-            ),
-            "value",
-        ),
-        lotattr=_num(
-            _frame(
-                kg,
-                "SELECT ?lot ?attribute ?value WHERE { ?v a pkg:MaterialAttributeValue ; pkg:lot ?lot ; "
-                "pkg:attribute ?attribute ; pkg:value ?value }",
-                ["lot", "attribute", "value"],
-            ),
-            "value",
-        ),
-        results=_num(
-            _frame(
-                kg,
-                "SELECT ?batch ?attribute ?value WHERE { ?v a pkg:TestResult ; pkg:batch ?batch ; "
-                "pkg:attribute ?attribute ; pkg:value ?value }",
-                ["batch", "attribute", "value"],
-            ),
-            "value",
-        ),
-        events=_time(
-            _frame(
-                kg,
-                "SELECT ?iri ?equipment ?type ?time ?outcome ?description WHERE { ?iri a pkg:EquipmentEvent ; "
-                "pkg:equipment ?equipment OPTIONAL { ?iri pkg:eventType ?type } OPTIONAL { ?iri pkg:time ?time } "
-                "OPTIONAL { ?iri pkg:outcome ?outcome } OPTIONAL { ?iri pkg:description ?description } }",
-                ["iri", "equipment", "type", "time", "outcome", "description"],
-            ),
-            "time",
-        ),
-        deviations=_time(
-            _frame(
-                kg,
-                "SELECT ?iri ?batch ?equipment ?attribute ?opened ?description WHERE { ?iri a pkg:Deviation "
-                "OPTIONAL { ?iri pkg:batch ?batch } OPTIONAL { ?iri pkg:equipment ?equipment } "
-                "OPTIONAL { ?iri pkg:attribute ?attribute } OPTIONAL { ?iri pkg:opened ?opened } "
-                "OPTIONAL { ?iri pkg:description ?description } }",
-                ["iri", "batch", "equipment", "attribute", "opened", "description"],
-            ),
-            "opened",
-        ),
-    )
-    cache["rootcause.facts"] = f
-    return f
-
-
 # -- statistics ---------------------------------------------------------------------------------
 def _robust_p(value: float, history: np.ndarray) -> tuple[float, float] | None:
     """(z, two-sided p) of ``value`` against ``history`` by median and MAD; None when MAD is 0."""
@@ -470,7 +263,10 @@ def _limit_evidence(value: float, history: np.ndarray, limits: list[tuple[str, f
     """The tightest named band the value leaves, with how often the history leaves it too."""
     for name, low, high in limits:  # widest first: PAR before NOR, spec alone for attributes
         if _band(value, low, high):
-            outside = sum(_band(float(h), low, high) for h in history if not math.isnan(h))
+            known = history[~np.isnan(history)]
+            below = known < low if not math.isnan(low) else np.zeros(len(known), dtype=bool)
+            above = known > high if not math.isnan(high) else np.zeros(len(known), dtype=bool)
+            outside = int(np.count_nonzero(below | above))
             p = (outside + 1) / (len(history) + 1)
             bounds = f"{'' if math.isnan(low) else f'{low:g}'}-{'' if math.isnan(high) else f'{high:g}'}"
             return Evidence(
@@ -493,21 +289,6 @@ def _combine(ps: list[float]) -> float:
 
 
 # -- the walk -------------------------------------------------------------------------------------
-def _upstream(f: _Facts, batch: str) -> dict[str, int]:
-    """Every batch upstream of ``batch`` (itself included) with its distance in batches."""
-    producer, inputs = f.producers, f.inputs
-    seen = {batch: 0}
-    queue = deque([batch])
-    while queue:
-        b = queue.popleft()
-        for lot in inputs.get(b, ()):
-            for up in producer.get(lot, ()):
-                if up not in seen:
-                    seen[up] = seen[b] + 1
-                    queue.append(up)
-    return seen
-
-
 def _knowledge(f: _Facts, attribute: str) -> dict[str, tuple[float, list[str]]]:
     """Sources with an impacts path to ``attribute``: (weakest severity / 10 on the strongest path, path)."""
     into: dict[str, list[tuple[str, float]]] = defaultdict(list)
@@ -527,48 +308,18 @@ def _knowledge(f: _Facts, attribute: str) -> dict[str, tuple[float, list[str]]]:
     return best
 
 
-def _closures(f: _Facts, batches: Iterable[str]) -> pd.DataFrame:
-    """(root, batch) pairs: every batch upstream of each root, vectorised over all roots."""
-    frontier = pd.DataFrame({"root": list(batches)})
-    frontier["batch"] = frontier["root"]
-    step = f.consumed.merge(f.produced.rename(columns={"batch": "up"}), on="lot")[["batch", "up"]].drop_duplicates()
-    parts = [frontier]
-    for _ in range(20):
-        nxt = frontier.merge(step, on="batch")[["root", "up"]].rename(columns={"up": "batch"}).drop_duplicates()
-        if nxt.empty:
-            break
-        parts.append(nxt)
-        frontier = nxt
-    return pd.concat(parts).drop_duplicates()
-
-
-def _factors(f: _Facts, roots: Iterable[str]) -> pd.DataFrame:
-    """(root, factor) pairs: suppliers, input lots and equipment anywhere in each root's genealogy."""
-    closure = _closures(f, roots)
-    lots = closure.merge(f.consumed, on="batch")[["root", "lot"]]
-    lots = lots.merge(f.lots, left_on="lot", right_on="iri", how="left")
-    equipment = closure.merge(f.uses, on="batch")[["root", "equipment"]]
-    frames = [
-        lots[["root", "lot"]].rename(columns={"lot": "factor"}),
-        lots[["root", "supplier"]].dropna().rename(columns={"supplier": "factor"}),
-        equipment.rename(columns={"equipment": "factor"}),
-    ]
-    return pd.concat(frames).drop_duplicates()
-
-
 def _enrichment(f: _Facts, attribute: str, batch: str) -> dict[str, Evidence]:
     """Fisher exact evidence per factor of ``batch``: failing vs passing batches tested for ``attribute``."""
     from scipy.stats import fisher_exact
 
-    spec: Any = (
-        f.attrs.drop_duplicates("iri").set_index("iri").loc[attribute] if attribute in set(f.attrs["iri"]) else None
-    )
-    tested = f.results[f.results["attribute"] == attribute]
-    if spec is None or tested.empty:
+    attrs = f.attr_table
+    tested = f.tested(attribute)
+    if attribute not in attrs.index or tested.empty:
         return {}
+    spec: Any = attrs.loc[attribute]
     low, high = float(spec["spec_low"]), float(spec["spec_high"])
-    starts = f.batches.drop_duplicates("iri").set_index("iri")["start"]
-    when = starts.get(batch)
+    starts = f.start_series
+    when = f.start_of.get(batch)
     if when is not None and not pd.isna(when):
         near = starts[(starts - when).abs() <= pd.Timedelta(days=ENRICHMENT_DAYS)].index
         tested = tested[tested["batch"].isin(near)]
@@ -580,14 +331,15 @@ def _enrichment(f: _Facts, attribute: str, batch: str) -> dict[str, Evidence]:
     passing = population - failing
     if not passing:
         return {}
-    factors = _factors(f, population)
-    mine = set(factors[factors["root"] == batch]["factor"])
-    factors = factors[factors["factor"].isin(mine)]
+    mine = f.factors_of(batch)
+    by_factor: dict[str, set[str]] = {}
+    for root in population:
+        for factor in f.factors_of(root) & mine:
+            by_factor.setdefault(factor, set()).add(root)
     out: dict[str, Evidence] = {}
-    by_factor = factors.groupby("factor")["root"].apply(set)
-    start_of = starts.to_dict()
+    start_of = f.start_of
     children = f.children
-    for factor, roots in by_factor.items():
+    for factor, roots in sorted(by_factor.items()):
         # a unit is compared without the batches that used its modules which this batch used too
         # (a tooling set on a press): if the unit's failures all went with the module, the module explains them
         kids = children.get(str(factor), set()) & mine
@@ -657,7 +409,6 @@ def investigate(
     upstream = _upstream(f, batch)
     knowledge = _knowledge(f, attr_iri) if attr_iri else {}
     causes: dict[str, Cause] = {}
-    btimes = f.batches.set_index("iri")
 
     def cause(node: str, kind: str, prior: float, link: str, path: list[tuple[str, str, str]]) -> Cause:
         if node not in causes:
@@ -684,12 +435,11 @@ def investigate(
         return [(chain[i], "impacts", chain[i + 1]) for i in range(len(chain) - 1)]
 
     # -- parameters ------------------------------------------------------------------------
-    params: Any = f.params.drop_duplicates("iri").set_index("iri")
+    params: Any = f.param_table
     step_classes = f.params.dropna(subset=["step_class"]).groupby("iri")["step_class"].apply(set).to_dict()
-    values = f.pvalues[f.pvalues["batch"].isin(upstream)]
     unit_classes = _classes_of(f, [equipment] if equipment else [])
-    for key, group in values.groupby(["batch", "parameter"]):
-        b, p_iri = str(key[0]), str(key[1])
+    recorded = [(b, p, v) for b in sorted(upstream) for p, v in sorted(f.batch_params.get(b, {}).items())]
+    for b, p_iri, v in recorded:
         if p_iri not in params.index:
             continue
         if attr_iri and p_iri not in knowledge:
@@ -697,8 +447,8 @@ def investigate(
         if not attr_iri and b != batch:
             continue
         meta = params.loc[p_iri]
-        value = float(group["value"].iloc[0])
-        history = f.pvalues[f.pvalues["parameter"] == p_iri]["value"].to_numpy(dtype=float)
+        value = float(v)
+        history = f.param_history[p_iri]
         limits = [
             ("PAR", float(meta["par_low"]), float(meta["par_high"])),
             ("NOR", float(meta["nor_low"]), float(meta["nor_high"])),
@@ -720,8 +470,12 @@ def investigate(
 
     # -- lots and suppliers (material attributes linked to the attribute) ---------------------
     if attr_iri:
-        attrs: Any = f.attrs.drop_duplicates("iri").set_index("iri")
-        lots = f.consumed[f.consumed["batch"].isin(upstream)].merge(f.lots, left_on="lot", right_on="iri")
+        attrs: Any = f.attr_table
+        lots = pd.DataFrame(
+            [(b, lot, m, s) for b, lot in rows_of(f.consumed_at, upstream) for m, s in f.lot_rows.get(lot, ())],
+            columns=["batch", "lot", "material", "supplier"],
+            dtype=object,
+        )
         for a_iri, (strength, _) in knowledge.items():
             if a_iri not in attrs.index:
                 continue
@@ -729,7 +483,7 @@ def investigate(
             mine = lots[lots["material"] == material]
             if mine.empty:
                 continue
-            coa = f.lotattr[f.lotattr["attribute"] == a_iri].merge(f.lots, left_on="lot", right_on="iri")
+            coa = f.coa(a_iri)
             history = coa["value"].to_numpy(dtype=float)
             spec = [("spec", float(attrs.loc[a_iri, "spec_low"]), float(attrs.loc[a_iri, "spec_high"]))]
             for lot_iri, batch_of_lot, supplier in (
@@ -786,9 +540,8 @@ def investigate(
                         sup.evidence.append(shift)
 
     # -- equipment and events ----------------------------------------------------------------
-    used = f.uses[f.uses["batch"].isin(upstream)]
     controlled = _controlled_units(f, knowledge) if attr_iri else {}
-    for b, e_iri in used.itertuples(index=False):
+    for b, e_iri in rows_of(f.uses_at, upstream):
         if attr_iri:
             prior, link = controlled.get(e_iri, (UNLINKED_PRIOR, "used in the genealogy"))
         else:
@@ -797,7 +550,7 @@ def investigate(
         cause(e_iri, "equipment", prior, link, [*genealogy_path(b), (b, "ran on", e_iri)])
     if equipment and equipment not in causes:
         cause(equipment, "equipment", 1.0, "the deviation's unit", [(deviation or batch, "on", equipment)])
-    _equipment_evidence(f, causes, upstream, btimes, window_days, cause, genealogy_path, equipment)
+    _equipment_evidence(f, causes, upstream, window_days, cause, genealogy_path, equipment)
 
     # -- deviations already raised upstream (recursing through intermediates) -------------------
     # An upstream deviation is a symptom met on the way, not a root cause: it is a candidate at the
@@ -826,7 +579,7 @@ def investigate(
         for factor, found in _enrichment(f, attr_iri, batch).items():
             if factor in causes:
                 causes[factor].evidence.append(found)
-            elif factor in set(f.lots["iri"]):
+            elif factor in f.lot_set:
                 c = cause(
                     factor, "lot", UNLINKED_PRIOR, "input lot in the genealogy", [(deviation or batch, "used", factor)]
                 )
@@ -879,9 +632,11 @@ def _upstream_deviations(
     out = []
     for dev_iri, up, attr in zip(devs["iri"].astype(str), devs["batch"].astype(str), devs["attribute"], strict=True):
         product = products.get(up)
-        same = [b for b, pr in products.items() if pr == product] or [up]
-        rate = sum(b in raised for b in same) / len(same)
-        p = min(1.0, max(rate, 1.0 / (len(same) + 1)))
+        n, k = f.product_deviation_rate.get(product, (0, 0)) if product is not None else (0, 0)
+        if not n:  # no product known: the batch alone
+            n, k = 1, int(up in raised)
+        rate = k / n
+        p = min(1.0, max(rate, 1.0 / (n + 1)))
         linked = None
         if attribute and isinstance(attr, str):
             if attr == attribute:
@@ -917,7 +672,7 @@ def _twin_evidence(
     """
     from scipy.stats import norm
 
-    from .twins import TwinError, drift
+    from ..twins import TwinError, drift
 
     targets = {attribute, *knowledge}
     found: list[tuple[str, str, Evidence]] = []
@@ -925,7 +680,7 @@ def _twin_evidence(
         listed = kg.twins.list()
     except TwinError:
         return found
-    by_id = {v: k for k, v in f.ids.items()}
+    by_id = f.by_id
     for twin_id in sorted(set(listed["id"])) if len(listed) else []:
         twin = kg.twins.load(twin_id)
         if twin.status == "retired" or twin.fit_report is None or not twin.equipment_class:
@@ -1011,42 +766,45 @@ def _equipment_evidence(
     f: _Facts,
     causes: dict[str, Cause],
     upstream: dict[str, int],
-    btimes: pd.DataFrame,
     window_days: float,
     cause: Any,
     genealogy_path: Any,
     deviation_unit: str | None,
 ) -> None:
     """Events on each candidate unit (and what is mounted on it) around the batches that used it."""
-    events = f.events.dropna(subset=["time"])
+    events = f.timed_events
     if events.empty:
         return
     span_days = max((events["time"].max() - events["time"].min()).total_seconds() / 86400, 1.0)
     children = f.children
     calibrations = events[events["type"].fillna("").str.endswith("Calibration")]
     fail_share = (calibrations["outcome"].fillna("").str.lower() == "fail").mean() if len(calibrations) else 1.0
-    used = f.uses[f.uses["batch"].isin(upstream)]
+    used: dict[str, set[str]] = {}
+    for b, e in rows_of(f.uses_at, upstream):
+        used.setdefault(e, set()).add(b)
     for e_iri in list(causes):
         c = causes[e_iri]
         if c.kind != "equipment":
             continue
-        family = {e_iri} | children.get(e_iri, set())
-        mine = events[events["equipment"].isin(family)]
-        batches = set(used[used["equipment"] == e_iri]["batch"]) or set(upstream)
-        for b in batches:
-            if b not in btimes.index:
+        mine = f.events_of({e_iri} | children.get(e_iri, set()))
+        of_type = Counter(mine["type"])
+        alarms: list[Any] = [
+            ev for ev in mine.itertuples(index=False) if str(ev.type or "").rsplit("#", 1)[-1] in ("Failure", "Alarm")
+        ]
+        cal = mine[mine["type"].fillna("").str.endswith("Calibration")].sort_values("time")
+        cal_by_module = [(str(k), g) for k, g in cal.groupby("equipment")]
+        for b in sorted(used.get(e_iri) or upstream):  # in a fixed order: the first batch's evidence is kept
+            if b not in f.start_of:
                 continue
-            start, end = btimes.loc[b, "start"], btimes.loc[b, "end"]
+            start, end = f.start_of[b], f.end_of[b]
             if pd.isna(start):
                 continue
             end = end if not pd.isna(end) else start
             lo = start - pd.Timedelta(days=window_days)
-            rows: list[Any] = list(mine.itertuples(index=False))
-            for ev in rows:
+            for ev in alarms:
                 kind = str(ev.type or "").rsplit("#", 1)[-1]
-                if kind in ("Failure", "Alarm") and lo <= ev.time <= end + pd.Timedelta(hours=1):
-                    same = mine[mine["type"] == ev.type]
-                    rate = len(same) / span_days
+                if lo <= ev.time <= end + pd.Timedelta(hours=1):
+                    rate = of_type[ev.type] / span_days
                     gap = 0.0 if start <= ev.time <= end else (start - ev.time).total_seconds() / 86400
                     width = max((end - start).total_seconds() / 86400, 1 / 24) + 2 * max(gap, 0.0)
                     p = 1 - math.exp(-rate * width)
@@ -1075,7 +833,7 @@ def _equipment_evidence(
                     kind = str(key).rsplit("#", 1)[-1]
                     if kind not in ("Failure", "Alarm"):
                         continue
-                    expected = (mine["type"] == key).sum() / span_days * ((end - lo).total_seconds() / 86400)
+                    expected = of_type[key] / span_days * ((end - lo).total_seconds() / 86400)
                     p_burst = float(poisson.sf(len(group) - 1, expected))
                     text = (
                         f"{len(group)} {kind.lower()}(s) on {f.ids.get(e_iri, e_iri)} in the {window_days:g} days "
@@ -1086,9 +844,7 @@ def _equipment_evidence(
                         if not any(x.data.get("burst") == burst.data["burst"] for x in holder.evidence):
                             holder.evidence.append(burst)
             # the first calibration after the batch failed, with no passing one since
-            cal = mine[mine["type"].fillna("").str.endswith("Calibration")].sort_values("time")
-            for key, group in cal.groupby("equipment"):
-                module = str(key)
+            for module, group in cal_by_module:
                 after = group[group["time"] >= end]
                 if after.empty:
                     continue
