@@ -450,6 +450,33 @@ def test_root_cause_uses_the_twins_drift_alarm(plant, saved: Twin) -> None:
     assert twin_evidence and "TW-DRY" in twin_evidence[0].text and twin_evidence[0].p < 1e-6
 
 
+def test_twin_inputs_are_knowledge_links_weighted_by_their_sensitivity(plant, saved: Twin) -> None:
+    from pharmakg.rootcause import _knowledge, _links, _twin_links, facts, investigate
+    from pharmakg.twins import sensitivity
+
+    kg, _, _ = plant
+    lod, lod0, tin = (kg.resolve(x) for x in ("Q-GRN-LOD", "P-DRY-LOD0", "P-DRY-TIN"))
+    links = _links(facts(kg), _twin_links(kg))
+    shares = sensitivity(kg, saved, output="LOD").set_index("input")["share_of_spec"]
+    # the risk assessment has no link from the initial moisture: the twin adds one, weighted by how
+    # much of the LOD spec that input moves
+    strength, meaning = links[(lod0, lod)]
+    assert strength == pytest.approx(min(float(shares["moisture0"]), 1.0)) and 0 < strength < 1
+    assert meaning.startswith("input of twin TW-DRY v1") and "spec width" in meaning
+    # where the assessment has a link of its own, its severity stands
+    assert links[(tin, lod)] == (0.9, "impacts")
+    assert lod0 in _knowledge(links, kg.resolve("Q-TAB-HARD"))  # and it chains on through impacts
+    # the batch with the wettest start: the initial moisture is a candidate, explained through the twin
+    wettest = kg.rows(
+        "SELECT ?b WHERE { ?v a pkg:ParameterValue ; pkg:parameter <" + lod0 + "> ; pkg:batch ?b ; pkg:value ?x } "
+        "ORDER BY DESC(?x) LIMIT 1"
+    )[0]["b"]
+    found = investigate(kg, wettest, attribute="Q-GRN-LOD")
+    cause = next(c for c in found.causes if c.iri == lod0)
+    assert cause.link.startswith("input of twin TW-DRY") and cause.prior == pytest.approx(strength)
+    assert (lod0, meaning, lod) in cause.path
+
+
 def test_a_lone_wild_result_is_an_outlier_not_a_drift() -> None:
     from pharmakg.twins.monitor import _charts
 

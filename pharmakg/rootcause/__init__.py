@@ -74,6 +74,7 @@ from ._facts import _Facts, _upstream, facts, rows_of
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
+    from ..twins import Twin
 
 __all__ = ["NO_CANDIDATE_SCORE", "UNLINKED_PRIOR", "Cause", "Evidence", "Investigation", "accept_cause", "investigate"]
 
@@ -289,11 +290,32 @@ def _combine(ps: list[float]) -> float:
 
 
 # -- the walk -------------------------------------------------------------------------------------
-def _knowledge(f: _Facts, attribute: str) -> dict[str, tuple[float, list[str]]]:
-    """Sources with an impacts path to ``attribute``: (weakest severity / 10 on the strongest path, path)."""
-    into: dict[str, list[tuple[str, float]]] = defaultdict(list)
+#: (source, target) -> (strength, meaning) of one knowledge link
+Links = dict[tuple[str, str], tuple[float, str]]
+
+
+def _links(f: _Facts, twins: list[tuple[str, str, float, str]]) -> Links:
+    """The knowledge links: every ``impacts`` (strength severity / 10) and every twin input -> output.
+
+    A twin input counts only where the risk assessment has no link of its own
+    between the two: the assessment's severity is the team's judgement, the twin
+    adds what it left out (strength: the twin's held-out R2 for that output)."""
+    links: Links = {}
     for src, tgt, sev in f.impacts.itertuples(index=False):
-        into[tgt].append((src, 1.0 if math.isnan(sev) else min(max(sev / 10, 0.0), 1.0)))
+        w = 1.0 if math.isnan(sev) else min(max(sev / 10, 0.0), 1.0)
+        if w > links.get((src, tgt), (-1.0, ""))[0]:
+            links[(src, tgt)] = (w, "impacts")
+    for src, tgt, w, meaning in twins:
+        if (src, tgt) not in links:
+            links[(src, tgt)] = (w, meaning)
+    return links
+
+
+def _knowledge(links: Links, attribute: str) -> dict[str, tuple[float, list[str]]]:
+    """Sources with a knowledge path to ``attribute``: (weakest link on the strongest path, path)."""
+    into: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for (src, tgt), (w, _) in links.items():
+        into[tgt].append((src, w))
     best: dict[str, tuple[float, list[str]]] = {attribute: (1.0, [attribute])}
     queue = deque([attribute])
     while queue:
@@ -306,6 +328,69 @@ def _knowledge(f: _Facts, attribute: str) -> dict[str, tuple[float, list[str]]]:
                 queue.append(src)
     best.pop(attribute)
     return best
+
+
+def _fitted_twins(kg: KnowledgeGraph) -> list[Twin]:
+    """The current version of every twin that is fitted and not retired (once per store revision)."""
+    from ..twins import TwinError
+
+    cache = kg.cache  # a throwaway dict on a remote store
+    if "rootcause.twins" not in cache:
+        try:
+            listed = kg.twins.list()
+        except TwinError:
+            listed = pd.DataFrame()
+        twins = [kg.twins.load(i) for i in sorted(set(listed["id"]))] if len(listed) else []
+        cache["rootcause.twins"] = [t for t in twins if t.status != "retired" and t.fit_report is not None]
+    fitted: list[Twin] = cache["rootcause.twins"]
+    return fitted
+
+
+def _twin_links(kg: KnowledgeGraph) -> list[tuple[str, str, float, str]]:
+    """(input source, output attribute, strength, meaning) of every fitted twin still in use, once per revision.
+
+    The strength of an input's link is how much of the output's specification
+    the twin says that input moves: the output's swing as the input crosses its
+    5-95 % history range, the others at their median, over the spec width
+    (``pharmakg.twins.sensitivity``, a tornado chart's numbers), at most 1. An
+    output without two spec limits falls back to the twin's held-out R2. A
+    model that explains nothing (R2 <= 0) gives no links; ports bound to no
+    graph node (a unit's capacity) give none either."""
+    from ..twins import TwinError, sensitivity
+
+    cache = kg.cache
+    if "rootcause.twin-links" in cache:
+        cached: list[tuple[str, str, float, str]] = cache["rootcause.twin-links"]
+        return cached
+    out: list[tuple[str, str, float, str]] = []
+    for twin in _fitted_twins(kg):
+        fit = twin.fit_report
+        assert fit is not None
+        for port in twin.outputs:
+            if not port.source:
+                continue
+            r2 = fit.test_r2.get(port.name)
+            r2 = fit.r2.get(port.name) if r2 is None or math.isnan(r2) else r2
+            if r2 is None or math.isnan(r2) or r2 <= 0:
+                continue
+            try:
+                shares = sensitivity(kg, twin, output=port.name).set_index("input")["share_of_spec"]
+            except (TwinError, ValueError, KeyError):
+                shares = pd.Series(dtype=float)
+            target = kg.resolve(port.source)
+            for inp in twin.inputs:
+                if not inp.source or inp.via == "capacity":
+                    continue
+                share = shares.get(inp.name, math.nan)
+                if isinstance(share, float) and not math.isnan(share):
+                    strength = min(share, 1.0)
+                    why = f"moves it by {share:.0%} of its spec width"
+                else:
+                    strength, why = min(r2, 1.0), f"held-out R2 {min(r2, 1.0):.2f}"
+                meaning = f"input of twin {twin.meta.id} v{twin.version} ({why})"
+                out.append((kg.resolve(inp.source), target, strength, meaning))
+    cache["rootcause.twin-links"] = out
+    return out
 
 
 def _enrichment(f: _Facts, attribute: str, batch: str) -> dict[str, Evidence]:
@@ -407,7 +492,8 @@ def investigate(
         attr_iri = kg.resolve(attribute)
 
     upstream = _upstream(f, batch)
-    knowledge = _knowledge(f, attr_iri) if attr_iri else {}
+    links = _links(f, _twin_links(kg)) if attr_iri else {}
+    knowledge = _knowledge(links, attr_iri) if attr_iri else {}
     causes: dict[str, Cause] = {}
 
     def cause(node: str, kind: str, prior: float, link: str, path: list[tuple[str, str, str]]) -> Cause:
@@ -432,7 +518,14 @@ def investigate(
         if not attr_iri:
             return []
         chain = knowledge[source][1]
-        return [(chain[i], "impacts", chain[i + 1]) for i in range(len(chain) - 1)]
+        return [(chain[i], links[(chain[i], chain[i + 1])][1], chain[i + 1]) for i in range(len(chain) - 1)]
+
+    def knowledge_link(source: str) -> str:
+        chain = knowledge[source][1]
+        first = links[(chain[0], chain[1])][1]
+        if first == "impacts":
+            return "impacts " + f.ids.get(chain[-1], chain[-1])
+        return f"{first}, predicting {f.ids.get(chain[1], chain[1])}"
 
     # -- parameters ------------------------------------------------------------------------
     params: Any = f.param_table
@@ -460,7 +553,7 @@ def investigate(
         if not ev:
             continue
         if attr_iri:
-            prior, link = knowledge[p_iri][0], "impacts " + f.ids.get(attr_iri, attr_iri)
+            prior, link = knowledge[p_iri][0], knowledge_link(p_iri)
         else:
             on_unit = bool(step_classes.get(p_iri, set()) & unit_classes)
             prior = 1.0 if on_unit or not equipment else UNLINKED_PRIOR
@@ -672,18 +765,13 @@ def _twin_evidence(
     """
     from scipy.stats import norm
 
-    from ..twins import TwinError, drift
+    from ..twins import drift
 
     targets = {attribute, *knowledge}
     found: list[tuple[str, str, Evidence]] = []
-    try:
-        listed = kg.twins.list()
-    except TwinError:
-        return found
     by_id = f.by_id
-    for twin_id in sorted(set(listed["id"])) if len(listed) else []:
-        twin = kg.twins.load(twin_id)
-        if twin.status == "retired" or twin.fit_report is None or not twin.equipment_class:
+    for twin in _fitted_twins(kg):
+        if not twin.equipment_class:
             continue
         for port in twin.outputs:
             source = kg.resolve(port.source) if port.source else None

@@ -15,8 +15,10 @@ investigations at 100 000 batches).
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -233,134 +235,168 @@ def _lists(keys: pd.Series, values: pd.Series) -> dict[str, list[Any]]:
     return out
 
 
+#: name -> (SELECT, columns, columns to convert, "num" / "time" / ""): the tables of ``_Facts``
+_TABLES: dict[str, tuple[str, list[str], tuple[str, ...], str]] = {
+    "params": (
+        (
+            "SELECT ?iri ?nor_low ?nor_high ?par_low ?par_high ?step_class ?criticality WHERE { ?iri a "
+            "pkg:ProcessParameter OPTIONAL { ?iri pkg:norLow ?nor_low } OPTIONAL { ?iri pkg:norHigh ?nor_high } "
+            "OPTIONAL { ?iri pkg:parLow ?par_low } OPTIONAL { ?iri pkg:parHigh ?par_high } OPTIONAL { ?iri "
+            "pkg:criticality ?criticality } OPTIONAL { ?iri pkg:step/pkg:partOf*/pkg:equipmentClass ?step_class }"
+            " }"
+        ),
+        ["iri", "nor_low", "nor_high", "par_low", "par_high", "step_class", "criticality"],
+        ("nor_low", "nor_high", "par_low", "par_high"),
+        "num",
+    ),
+    "attrs": (
+        (
+            "SELECT ?iri ?material ?spec_low ?spec_high ?kind WHERE { ?iri a pkg:QualityAttribute OPTIONAL { ?iri"
+            " pkg:material ?material } OPTIONAL { ?iri pkg:specLow ?spec_low } OPTIONAL { ?iri pkg:specHigh "
+            "?spec_high } OPTIONAL { ?iri pkg:attributeKind ?kind } }"
+        ),
+        ["iri", "material", "spec_low", "spec_high", "kind"],
+        ("spec_low", "spec_high"),
+        "num",
+    ),
+    "impacts": (
+        (
+            "SELECT ?src ?tgt ?severity WHERE { ?i a pkg:Impact ; pkg:impactSource ?src ; pkg:impactTarget ?tgt "
+            "OPTIONAL { ?i pkg:riskSeverity ?severity } }"
+        ),
+        ["src", "tgt", "severity"],
+        ("severity",),
+        "num",
+    ),
+    "batches": (
+        (
+            "SELECT ?iri ?start ?end WHERE { ?iri a pkg:Batch OPTIONAL { ?iri pkg:startTime ?start } OPTIONAL { "
+            "?iri pkg:endTime ?end } }"
+        ),
+        ["iri", "start", "end"],
+        ("start", "end"),
+        "time",
+    ),
+    "consumed": (
+        "SELECT ?batch ?lot WHERE { ?batch pkg:consumed ?lot }",
+        ["batch", "lot"],
+        (),
+        "",
+    ),
+    "produced": (
+        "SELECT ?batch ?lot WHERE { ?batch pkg:produced ?lot }",
+        ["batch", "lot"],
+        (),
+        "",
+    ),
+    "lots": (
+        (
+            "SELECT ?iri ?material ?supplier WHERE { ?iri a pkg:MaterialLot OPTIONAL { ?iri pkg:material "
+            "?material } OPTIONAL { ?iri pkg:supplier ?supplier } }"
+        ),
+        ["iri", "material", "supplier"],
+        (),
+        "",
+    ),
+    "uses": (
+        "SELECT ?batch ?equipment WHERE { ?batch pkg:usedEquipment ?equipment }",
+        ["batch", "equipment"],
+        (),
+        "",
+    ),
+    "equipment": (
+        (
+            "SELECT ?iri ?parent ?level ?cls WHERE { ?iri a ?level . VALUES ?level { pkg:Unit pkg:EquipmentModule"
+            " pkg:ControlModule pkg:ProcessCell } OPTIONAL { ?iri pkg:partOf ?parent } OPTIONAL { ?iri "
+            "pkg:equipmentClass ?cls } }"
+        ),
+        ["iri", "parent", "level", "cls"],
+        (),
+        "",
+    ),
+    "pvalues": (
+        (
+            "SELECT ?batch ?parameter ?value WHERE { ?v a pkg:ParameterValue ; pkg:batch ?batch ; pkg:parameter "
+            "?parameter ; pkg:value ?value }"
+        ),
+        ["batch", "parameter", "value"],
+        ("value",),
+        "num",
+    ),
+    "lotattr": (
+        (
+            "SELECT ?lot ?attribute ?value WHERE { ?v a pkg:MaterialAttributeValue ; pkg:lot ?lot ; pkg:attribute"
+            " ?attribute ; pkg:value ?value }"
+        ),
+        ["lot", "attribute", "value"],
+        ("value",),
+        "num",
+    ),
+    "results": (
+        (
+            "SELECT ?batch ?attribute ?value WHERE { ?v a pkg:TestResult ; pkg:batch ?batch ; pkg:attribute "
+            "?attribute ; pkg:value ?value }"
+        ),
+        ["batch", "attribute", "value"],
+        ("value",),
+        "num",
+    ),
+    "events": (
+        (
+            "SELECT ?iri ?equipment ?type ?time ?outcome ?description WHERE { ?iri a pkg:EquipmentEvent ; "
+            "pkg:equipment ?equipment OPTIONAL { ?iri pkg:eventType ?type } OPTIONAL { ?iri pkg:time ?time } "
+            "OPTIONAL { ?iri pkg:outcome ?outcome } OPTIONAL { ?iri pkg:description ?description } }"
+        ),
+        ["iri", "equipment", "type", "time", "outcome", "description"],
+        ("time",),
+        "time",
+    ),
+    "deviations": (
+        (
+            "SELECT ?iri ?batch ?equipment ?attribute ?opened ?description WHERE { ?iri a pkg:Deviation OPTIONAL "
+            "{ ?iri pkg:batch ?batch } OPTIONAL { ?iri pkg:equipment ?equipment } OPTIONAL { ?iri pkg:attribute "
+            "?attribute } OPTIONAL { ?iri pkg:opened ?opened } OPTIONAL { ?iri pkg:description ?description } }"
+        ),
+        ["iri", "batch", "equipment", "attribute", "opened", "description"],
+        ("opened",),
+        "time",
+    ),
+}
+_IDS = (
+    "SELECT ?x ?id WHERE { VALUES ?c { pkg:ProcessParameter pkg:QualityAttribute pkg:Batch pkg:MaterialLot "
+    "pkg:Supplier pkg:Equipment pkg:Unit pkg:EquipmentModule pkg:ControlModule pkg:EquipmentEvent pkg:Deviation "
+    "pkg:Material } ?x a ?c ; dcterms:identifier ?id }"
+)
+#: only suppliers are shown by name (lots.csv names them); every other node by its business id
+_LABELS = "SELECT ?x ?label WHERE { ?x a pkg:Supplier ; rdfs:label ?label }"
+
+
+def _table(kg: KnowledgeGraph, name: str) -> pd.DataFrame:
+    sparql, columns, convert, kind = _TABLES[name]
+    frame = _frame(kg, sparql, columns)
+    return _num(frame, *convert) if kind == "num" else _time(frame, *convert) if kind == "time" else frame
+
+
 def facts(kg: KnowledgeGraph) -> _Facts:
-    """The plant-wide tables an investigation compares against (one set of queries per store revision)."""
+    """The plant-wide tables an investigation compares against (one set of queries per store revision).
+
+    The queries run on a small thread pool: pyoxigraph releases the GIL while it
+    evaluates and serialises, and a remote store answers requests in parallel."""
     cache = kg.cache
     if "rootcause.facts" in cache:
         cached: _Facts = cache["rootcause.facts"]
         return cached
-    names = kg.rows(
-        "SELECT ?x ?id ?label WHERE { VALUES ?c { pkg:ProcessParameter pkg:QualityAttribute pkg:Batch pkg:MaterialLot "
-        "pkg:Supplier pkg:Equipment pkg:Unit pkg:EquipmentModule pkg:ControlModule pkg:EquipmentEvent pkg:Deviation "
-        "pkg:Material } ?x a ?c ; dcterms:identifier ?id OPTIONAL { ?x rdfs:label ?label } }"
-    )
-    ids = {r["x"]: r["id"] for r in names}
-    labels = {r["x"]: r.get("label") or r["id"] for r in names}
-    f = _Facts(
-        ids=ids,
-        labels=labels,
-        params=_num(
-            _frame(
-                kg,
-                "SELECT ?iri ?nor_low ?nor_high ?par_low ?par_high ?step_class ?criticality WHERE { "
-                "?iri a pkg:ProcessParameter OPTIONAL { ?iri pkg:norLow ?nor_low } OPTIONAL { ?iri pkg:norHigh ?nor_high } "
-                "OPTIONAL { ?iri pkg:parLow ?par_low } OPTIONAL { ?iri pkg:parHigh ?par_high } "
-                "OPTIONAL { ?iri pkg:criticality ?criticality } "
-                "OPTIONAL { ?iri pkg:step/pkg:partOf*/pkg:equipmentClass ?step_class } }",
-                ["iri", "nor_low", "nor_high", "par_low", "par_high", "step_class", "criticality"],
-            ),
-            "nor_low",
-            "nor_high",
-            "par_low",
-            "par_high",
-        ),
-        attrs=_num(
-            _frame(
-                kg,
-                "SELECT ?iri ?material ?spec_low ?spec_high ?kind WHERE { ?iri a pkg:QualityAttribute "
-                "OPTIONAL { ?iri pkg:material ?material } OPTIONAL { ?iri pkg:specLow ?spec_low } "
-                "OPTIONAL { ?iri pkg:specHigh ?spec_high } OPTIONAL { ?iri pkg:attributeKind ?kind } }",
-                ["iri", "material", "spec_low", "spec_high", "kind"],
-            ),
-            "spec_low",
-            "spec_high",
-        ),
-        impacts=_num(
-            _frame(
-                kg,
-                "SELECT ?src ?tgt ?severity WHERE { ?i a pkg:Impact ; pkg:impactSource ?src ; pkg:impactTarget ?tgt "
-                "OPTIONAL { ?i pkg:riskSeverity ?severity } }",
-                ["src", "tgt", "severity"],
-            ),
-            "severity",
-        ),
-        batches=_time(
-            _frame(
-                kg,
-                "SELECT ?iri ?start ?end WHERE { ?iri a pkg:Batch OPTIONAL { ?iri pkg:startTime ?start } "
-                "OPTIONAL { ?iri pkg:endTime ?end } }",
-                ["iri", "start", "end"],
-            ),
-            "start",
-            "end",
-        ),
-        consumed=_frame(kg, "SELECT ?batch ?lot WHERE { ?batch pkg:consumed ?lot }", ["batch", "lot"]),
-        produced=_frame(kg, "SELECT ?batch ?lot WHERE { ?batch pkg:produced ?lot }", ["batch", "lot"]),
-        lots=_frame(
-            kg,
-            "SELECT ?iri ?material ?supplier WHERE { ?iri a pkg:MaterialLot OPTIONAL { ?iri pkg:material ?material } "
-            "OPTIONAL { ?iri pkg:supplier ?supplier } }",
-            ["iri", "material", "supplier"],
-        ),
-        uses=_frame(
-            kg, "SELECT ?batch ?equipment WHERE { ?batch pkg:usedEquipment ?equipment }", ["batch", "equipment"]
-        ),
-        equipment=_frame(
-            kg,
-            "SELECT ?iri ?parent ?level ?cls WHERE { ?iri a ?level . VALUES ?level { pkg:Unit pkg:EquipmentModule "
-            "pkg:ControlModule pkg:ProcessCell } OPTIONAL { ?iri pkg:partOf ?parent } "
-            "OPTIONAL { ?iri pkg:equipmentClass ?cls } }",
-            ["iri", "parent", "level", "cls"],
-        ),
-        pvalues=_num(
-            _frame(
-                kg,
-                "SELECT ?batch ?parameter ?value WHERE { ?v a pkg:ParameterValue ; pkg:batch ?batch ; "
-                "pkg:parameter ?parameter ; pkg:value ?value }",
-                ["batch", "parameter", "value"],
-            ),
-            "value",
-        ),
-        lotattr=_num(
-            _frame(
-                kg,
-                "SELECT ?lot ?attribute ?value WHERE { ?v a pkg:MaterialAttributeValue ; pkg:lot ?lot ; "
-                "pkg:attribute ?attribute ; pkg:value ?value }",
-                ["lot", "attribute", "value"],
-            ),
-            "value",
-        ),
-        results=_num(
-            _frame(
-                kg,
-                "SELECT ?batch ?attribute ?value WHERE { ?v a pkg:TestResult ; pkg:batch ?batch ; "
-                "pkg:attribute ?attribute ; pkg:value ?value }",
-                ["batch", "attribute", "value"],
-            ),
-            "value",
-        ),
-        events=_time(
-            _frame(
-                kg,
-                "SELECT ?iri ?equipment ?type ?time ?outcome ?description WHERE { ?iri a pkg:EquipmentEvent ; "
-                "pkg:equipment ?equipment OPTIONAL { ?iri pkg:eventType ?type } OPTIONAL { ?iri pkg:time ?time } "
-                "OPTIONAL { ?iri pkg:outcome ?outcome } OPTIONAL { ?iri pkg:description ?description } }",
-                ["iri", "equipment", "type", "time", "outcome", "description"],
-            ),
-            "time",
-        ),
-        deviations=_time(
-            _frame(
-                kg,
-                "SELECT ?iri ?batch ?equipment ?attribute ?opened ?description WHERE { ?iri a pkg:Deviation "
-                "OPTIONAL { ?iri pkg:batch ?batch } OPTIONAL { ?iri pkg:equipment ?equipment } "
-                "OPTIONAL { ?iri pkg:attribute ?attribute } OPTIONAL { ?iri pkg:opened ?opened } "
-                "OPTIONAL { ?iri pkg:description ?description } }",
-                ["iri", "batch", "equipment", "attribute", "opened", "description"],
-            ),
-            "opened",
-        ),
-    )
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        ids_rows = pool.submit(kg.rows, _IDS)
+        label_rows = pool.submit(kg.rows, _LABELS)
+        # the biggest tables first, so the pool does not end on one long query
+        order = ["pvalues", "consumed", "uses", "results", "lots", "batches", "produced", "lotattr", "events"]
+        order += [n for n in _TABLES if n not in order]
+        tables = {n: pool.submit(_table, kg, n) for n in order}
+        ids = {r["x"]: r["id"] for r in ids_rows.result()}
+        labels = {**ids, **{r["x"]: r["label"] for r in label_rows.result() if r.get("label")}}
+        frames: dict[str, Any] = {n: t.result() for n, t in tables.items()}
+        f = _Facts(ids=ids, labels=labels, **frames)
     cache["rootcause.facts"] = f
     return f
 
