@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from ..store.base import sparql_string
-from ._facts import _Facts, _upstream, facts, rows_of
+from ._facts import _Facts, _upstream, facts
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
@@ -531,7 +531,7 @@ def investigate(
     params: Any = f.param_table
     step_classes = f.params.dropna(subset=["step_class"]).groupby("iri")["step_class"].apply(set).to_dict()
     unit_classes = _classes_of(f, [equipment] if equipment else [])
-    recorded = [(b, p, v) for b in sorted(upstream) for p, v in sorted(f.batch_params.get(b, {}).items())]
+    recorded = [(b, p, v) for b in sorted(upstream) for p, v in sorted(f.params_of(b).items())]
     for b, p_iri, v in recorded:
         if p_iri not in params.index:
             continue
@@ -565,7 +565,7 @@ def investigate(
     if attr_iri:
         attrs: Any = f.attr_table
         lots = pd.DataFrame(
-            [(b, lot, m, s) for b, lot in rows_of(f.consumed_at, upstream) for m, s in f.lot_rows.get(lot, ())],
+            [(b, lot, m, s) for b, lot in f.inputs.pairs(upstream) for m, s in f.lot_rows.get(lot, ())],
             columns=["batch", "lot", "material", "supplier"],
             dtype=object,
         )
@@ -634,7 +634,7 @@ def investigate(
 
     # -- equipment and events ----------------------------------------------------------------
     controlled = _controlled_units(f, knowledge) if attr_iri else {}
-    for b, e_iri in rows_of(f.uses_at, upstream):
+    for b, e_iri in f.uses_at.pairs(upstream):
         if attr_iri:
             prior, link = controlled.get(e_iri, (UNLINKED_PRIOR, "used in the genealogy"))
         else:
@@ -868,7 +868,7 @@ def _equipment_evidence(
     calibrations = events[events["type"].fillna("").str.endswith("Calibration")]
     fail_share = (calibrations["outcome"].fillna("").str.lower() == "fail").mean() if len(calibrations) else 1.0
     used: dict[str, set[str]] = {}
-    for b, e in rows_of(f.uses_at, upstream):
+    for b, e in f.uses_at.pairs(upstream):
         used.setdefault(e, set()).add(b)
     for e_iri in list(causes):
         c = causes[e_iri]
