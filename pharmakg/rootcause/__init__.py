@@ -6,8 +6,10 @@ particular plant's generator did:
 
 - **knowledge**: the quality attribute's ``impacts`` sources, followed
   backwards over any number of links (a granule LOD that impacts hardness,
-  a dryer temperature that impacts the LOD); the strength of a path is the
-  weakest ``riskSeverity`` on it, over 10;
+  a dryer temperature that impacts the LOD), and the inputs of every fitted
+  twin whose output predicts it; the strength of a path is its weakest link:
+  ``riskSeverity`` over 10, or for a twin input the share of the output's
+  spec width it moves over its normal range (see ``_twin_links``);
 - **this batch's genealogy**: every batch upstream of it (through consumed
   and produced lots), the lots and suppliers it used, the equipment those
   batches ran on;
