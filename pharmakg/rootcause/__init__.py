@@ -636,7 +636,7 @@ def investigate(
 
     # -- equipment and events ----------------------------------------------------------------
     controlled = _controlled_units(f, knowledge) if attr_iri else {}
-    for b, e_iri in f.uses_at.pairs(upstream):
+    for b, e_iri in f.equipment_of.pairs(upstream):
         if attr_iri:
             prior, link = controlled.get(e_iri, (UNLINKED_PRIOR, "used in the genealogy"))
         else:
@@ -870,7 +870,7 @@ def _equipment_evidence(
     calibrations = events[events["type"].fillna("").str.endswith("Calibration")]
     fail_share = (calibrations["outcome"].fillna("").str.lower() == "fail").mean() if len(calibrations) else 1.0
     used: dict[str, set[str]] = {}
-    for b, e in f.uses_at.pairs(upstream):
+    for b, e in f.equipment_of.pairs(upstream):
         used.setdefault(e, set()).add(b)
     for e_iri in list(causes):
         c = causes[e_iri]

@@ -95,7 +95,7 @@ class _Facts:
         return _Lookup(self.lots["iri"], pd.Series(pairs, dtype=object))
 
     @cached_property
-    def uses_at(self) -> _Lookup:
+    def equipment_of(self) -> _Lookup:
         """batch -> the equipment it ran on."""
         return _Lookup(self.uses["batch"], self.uses["equipment"])
 
@@ -192,7 +192,7 @@ class _Facts:
                 for lot in self.inputs.get(b, ()):
                     found.add(lot)
                     found.update(s for _, s in self.lot_rows.get(lot, ()) if isinstance(s, str))
-                found.update(self.uses_at.get(b, ()))
+                found.update(self.equipment_of.get(b, ()))
             self.memo[key] = frozenset(found)
         factors: frozenset[str] = self.memo[key]
         return factors
