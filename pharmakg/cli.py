@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attribute", metavar="ID", help="the failing quality attribute, when ID is a batch")
     p.add_argument("--top", type=int, default=10, help="show the K best causes (default 10)")
     p.add_argument(
+        "--shifts",
+        type=_hours,
+        default=(6, 14, 22),
+        metavar="H,H,...",
+        help="wall-clock hours at which shifts start, for the shift factor (default 6,14,22)",
+    )
+    p.add_argument(
         "--format",
         choices=("table", "json"),
         default="table",
@@ -497,7 +504,7 @@ def _run(args: argparse.Namespace) -> int:
         elif cmd == "rootcause":
             from .rootcause import investigate
 
-            found = investigate(kg, args.id, attribute=args.attribute, top=args.top)
+            found = investigate(kg, args.id, attribute=args.attribute, top=args.top, shifts=args.shifts)
             if args.report:
                 Path(args.report).write_text(found.report_html(store=kg.store.location), encoding="utf-8")
             if args.accept:
@@ -711,6 +718,17 @@ def _serve(args: argparse.Namespace) -> int:
     )
     serve(config, log_level=args.log_level)
     return 0
+
+
+def _hours(text: str) -> tuple[int, ...]:
+    """``--shifts 6,18``: hours of the day, 0-23."""
+    try:
+        hours = tuple(sorted({int(h) for h in text.split(",") if h.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"hours such as 6,14,22, not {text!r}") from None
+    if not hours or not all(0 <= h < 24 for h in hours):
+        raise argparse.ArgumentTypeError(f"hours of the day (0-23) such as 6,14,22, not {text!r}")
+    return hours
 
 
 def main(argv: Sequence[str] | None = None) -> int:

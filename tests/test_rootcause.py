@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -88,6 +89,15 @@ def test_cli_json_contract(plant) -> None:
     assert 1 <= len(rows) <= 3 and rows[0]["id"] == t["cause"]["id"]
     assert {"id", "kind", "score", "evidence", "explanation"} <= set(rows[0])
     assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    kinds = {"parameter", "lot", "supplier", "equipment", "event", "deviation", "person", "shift"}
+    assert {r["kind"] for r in rows} <= kinds
+    bad = subprocess.run(
+        [sys.executable, "-m", "pharmakg", "--store", str(store), "rootcause", dev, "--shifts", "6,25"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "--shifts" in bad.stderr and "0-23" in bad.stderr
 
 
 def test_same_ranking_on_a_remote_sparql_server(oxigraph_url: str, tmp_path: Path) -> None:
@@ -158,3 +168,82 @@ def test_deviations_raised_upstream_are_candidates_with_their_genealogy_path(pla
         assert c.path[-1][1] == "had deviation" and c.path[-1][2] == c.iri
         assert c.evidence[0].kind == "upstream" and 0 < c.evidence[0].p <= 1
         assert "upstream batch" in c.sentence()
+
+
+def _with_planted(folder: Path, plant: Path, *, analyst: str | None = None) -> Path:
+    """The demo bundle with a planted cause no genealogy shows: ``analyst``'s dissolution results read low
+    (a method error), or, without an analyst, the tablets compressed on the night shift dissolve slowly."""
+    import pandas as pd
+
+    out = folder / ("analyst" if analyst else "shift")
+    shutil.copytree(plant, out)
+    results, batches = pd.read_csv(out / "results.csv"), pd.read_csv(out / "batches.csv")
+    diss = results["attribute_id"] == "Q-TAB-DISS"
+    if analyst:
+        hit = diss & (results["analyst"] == analyst)
+    else:
+        hour = batches.set_index("id")["start"].str.slice(11, 13).astype(int)
+        night_batches = set(hour[(hour >= 22) | (hour < 6)].index)
+        hit = diss & results["batch_id"].isin(night_batches)
+    results.loc[hit, "value"] = 70.0  # spec: >= 80 %
+    results.to_csv(out / "results.csv", index=False)
+    return out
+
+
+def test_an_operator_named_in_batch_records_is_a_factor(tmp_path: Path) -> None:
+    """People recorded on batch events (BatchML PersonID, ``pkg:performedBy``) are candidates when failing
+    batches share one."""
+    import pandas as pd
+
+    from pharmakg.demo import generate_bundle
+
+    plant = generate_bundle(tmp_path / "plant", batches=160, seed=3, mechanisms=[])
+    results = pd.read_csv(plant.bundle / "results.csv")
+    tablets = sorted(results.loc[results["attribute_id"] == "Q-TAB-DISS", "batch_id"].unique())
+    crew = {b: ("R. Iyer" if i % 4 == 0 else f"Operator {i % 3}") for i, b in enumerate(tablets)}
+    slow = results["batch_id"].map(crew).eq("R. Iyer") & (results["attribute_id"] == "Q-TAB-DISS")
+    results.loc[slow, "value"] = 70.0  # spec: >= 80 %
+    results.to_csv(plant.bundle / "results.csv", index=False)
+    with pharmakg.open() as kg:
+        kg.load(plant.bundle, reason="test")
+        base = kg.base
+        events = " ".join(
+            f"<{base}batchevent/E-{b}> a pkg:BatchEvent ; pkg:batch <{kg.resolve(b)}> ; "
+            f"pkg:performedBy <{base}person/{who.replace(' ', '_').replace('.', '')}> ."
+            for b, who in crew.items()
+        )
+        people = " ".join(
+            f"<{base}person/{w.replace(' ', '_').replace('.', '')}> a pkg:Person ; dcterms:identifier {json.dumps(w)} ."
+            for w in set(crew.values())
+        )
+        kg.update(f"INSERT DATA {{ GRAPH <{base}graph/test-events> {{ {events} {people} }} }}", reason="test")
+        failing = [b for b, who in crew.items() if who == "R. Iyer"]
+        found = investigate(kg, failing[len(failing) // 2], attribute="Q-TAB-DISS")
+    best = found.causes[0]
+    assert (best.kind, best.id, best.link) == ("person", "R. Iyer", "operated a batch of its genealogy"), (
+        found.to_frame().head(3)
+    )
+    assert "adjusted for 4 operators" in best.evidence[0].text and found.strong
+
+
+@pytest.mark.parametrize("planted", ["analyst", "shift"])
+def test_an_analyst_or_a_shift_shared_by_failing_batches_is_found(tmp_path: Path, planted: str) -> None:
+    import pandas as pd
+
+    from pharmakg.demo import generate_bundle
+
+    plant = generate_bundle(tmp_path / "plant", batches=160, seed=3, mechanisms=[])
+    bundle = _with_planted(tmp_path, plant.bundle, analyst="M. Dubois" if planted == "analyst" else None)
+    results = pd.read_csv(bundle / "results.csv")
+    failing = results[(results["attribute_id"] == "Q-TAB-DISS") & (results["value"] < 80)]
+    assert len(failing) >= 8
+    with pharmakg.open() as kg:
+        kg.load(bundle, reason="test")
+        found = investigate(kg, str(failing["batch_id"].iloc[len(failing) // 2]), attribute="Q-TAB-DISS")
+    best = found.causes[0]
+    if planted == "analyst":
+        assert (best.kind, best.id) == ("person", "M. Dubois"), found.to_frame().head(3)
+        assert "adjusted for" in best.evidence[0].text and "analysts" in best.evidence[0].text
+    else:
+        assert (best.kind, best.id) == ("shift", "MAT-TAB shift 22-06"), found.to_frame().head(3)
+    assert found.strong and best.evidence[0].kind == "enrichment" and best.p < 1e-3

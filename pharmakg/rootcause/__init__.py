@@ -16,7 +16,8 @@ particular plant's generator did:
 - **candidates**: process parameters (their actuals on those batches), input
   lots (their CoA values of the linked material attributes), suppliers,
   equipment (units, equipment modules such as tooling, and what is mounted on
-  them), and equipment events (failures, alarms, failed calibrations).
+  them), equipment events (failures, alarms, failed calibrations), and people
+  and shifts met through enrichment alone.
 
 Each candidate collects *evidence*, and every piece of evidence is a
 probability of seeing something at least this striking by chance, estimated
@@ -30,7 +31,11 @@ from the plant's own history:
   material on a linked attribute, one-sided Mann-Whitney U;
 - ``enrichment``: among batches tested for the same attribute, how much more
   often the failing ones had this factor in their genealogy than the passing
-  ones, one-sided Fisher exact test (scipy), with the odds ratio as effect size;
+  ones, one-sided Fisher exact test (scipy), with the odds ratio as effect size.
+  Factors are the lots, suppliers, equipment and operators of the genealogy,
+  the shift each of its batches started in, and the analysts who tested the
+  attribute; a shift, analyst or operator is Sidak-adjusted for the number of
+  levels it was picked from;
 - ``timing``: for a deviation about the equipment itself, an event of this
   type on it falls this close to the batch, p = 1 - exp(-rate x window); for
   a quality failure, a burst of failures or alarms of one type on a unit in
@@ -72,7 +77,7 @@ import numpy as np
 import pandas as pd
 
 from ..store.base import sparql_string
-from ._facts import _Facts, _upstream, facts
+from ._facts import SHIFT_NS, _Facts, _upstream, facts
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
@@ -89,6 +94,8 @@ WINDOW_DAYS = 14.0
 #: Failing and passing batches are compared among those started within this many days of the batch,
 #: so that whatever happened to be in use at the time (a lot, a campaign) does not pass for a cause.
 ENRICHMENT_DAYS = 30.0
+#: Wall-clock hours at which shifts start (three 8-hour shifts unless ``investigate(shifts=...)`` says otherwise).
+SHIFT_STARTS = (6, 14, 22)
 _FLOOR = 1e-300
 T_MODULE = "https://w3id.org/pharmakg/ontology#EquipmentModule"
 T_CONTROL = "https://w3id.org/pharmakg/ontology#ControlModule"
@@ -395,8 +402,14 @@ def _twin_links(kg: KnowledgeGraph) -> list[tuple[str, str, float, str]]:
     return out
 
 
-def _enrichment(f: _Facts, attribute: str, batch: str) -> dict[str, Evidence]:
-    """Fisher exact evidence per factor of ``batch``: failing vs passing batches tested for ``attribute``."""
+def _enrichment(f: _Facts, attribute: str, batch: str, shifts: tuple[int, ...]) -> dict[str, Evidence]:
+    """Fisher exact evidence per factor of ``batch``: failing vs passing batches tested for ``attribute``.
+
+    A batch's factors: the lots, suppliers, equipment and operators anywhere in
+    its genealogy, the shift each batch of that genealogy started in (per
+    product), and the analysts who tested the attribute on it. A shift, an
+    analyst or an operator is one level picked out of several, so its p is
+    Sidak-adjusted for the number of levels: 1 - (1 - p)^k."""
     from scipy.stats import fisher_exact
 
     attrs = f.attr_table
@@ -418,10 +431,17 @@ def _enrichment(f: _Facts, attribute: str, batch: str) -> dict[str, Evidence]:
     passing = population - failing
     if not passing:
         return {}
-    mine = f.factors_of(batch)
+    analysts = f.analysts(attribute)
+
+    def factors(b: str) -> frozenset[str]:
+        return f.factors_of(b) | f.shifts_of(b, shifts) | analysts.get(b, set())
+
+    mine = factors(batch)
+    testers = {who for b in population for who in analysts.get(b, ())}
+    operators = {x for b in population for x in f.factors_of(b) if x in f.operator_set}
     by_factor: dict[str, set[str]] = {}
     for root in population:
-        for factor in f.factors_of(root) & mine:
+        for factor in factors(root) & mine:
             by_factor.setdefault(factor, set()).add(root)
     out: dict[str, Evidence] = {}
     start_of = f.start_of
@@ -452,10 +472,24 @@ def _enrichment(f: _Facts, attribute: str, batch: str) -> dict[str, Evidence]:
             continue
         odds = ((a + 0.5) * (npass - c + 0.5)) / ((nf - a + 0.5) * (c + 0.5))
         p = float(fisher_exact([[a, nf - a], [c, npass - c]], alternative="greater")[1])
+        # a shift or an analyst is one level picked out of several after the fact: Sidak-adjust p
+        # for the levels that could have been picked (lots, suppliers and units are named by the
+        # genealogy itself, not chosen among alternatives)
+        if str(factor).startswith(SHIFT_NS):
+            levels, family = len(shifts), "shifts"
+        elif factor in testers:
+            levels, family = len(testers), "analysts"
+        elif factor in f.operator_set:
+            levels, family = len(operators), "operators"
+        else:
+            levels, family = 1, ""
+        if levels > 1:
+            p = 1.0 - (1.0 - p) ** levels
+        adjusted = f", adjusted for {levels} {family}"
         out[str(factor)] = Evidence(
             "enrichment",
             f"{a} of {nf} failing batches had it vs {c} of {npass} passing made meanwhile "
-            f"(odds ratio {odds:.1f}, p = {p:.1g})",
+            f"(odds ratio {odds:.1f}, p = {p:.1g}{adjusted if levels > 1 else ''})",
             p,
             {"failing_with": a, "failing": nf, "passing_with": c, "passing": npass, "odds_ratio": odds},
         )
@@ -469,6 +503,7 @@ def investigate(
     attribute: str | None = None,
     top: int | None = None,
     window_days: float = WINDOW_DAYS,
+    shifts: tuple[int, ...] = SHIFT_STARTS,
 ) -> Investigation:
     """Rank the candidate causes of a deviation (its business id or IRI), or of a batch's failing attribute.
 
@@ -501,9 +536,11 @@ def investigate(
     def cause(node: str, kind: str, prior: float, link: str, path: list[tuple[str, str, str]]) -> Cause:
         if node not in causes:
             label = f.ids.get(node, node) if kind != "supplier" else f.labels.get(node, f.ids.get(node, node))
-            causes[node] = Cause(
-                id=f.ids.get(node, node.rsplit("/", 1)[-1]), kind=kind, iri=node, label=label, prior=prior, link=link
-            )
+            name = f.ids.get(node, node.rsplit("/", 1)[-1])
+            if kind == "shift":  # urn:pharmakg:shift:22-06/<product>
+                hours, product = node[len(SHIFT_NS) :].split("/", 1)
+                name = label = f"{f.ids.get(product, product)} shift {hours}"
+            causes[node] = Cause(id=name, kind=kind, iri=node, label=label, prior=prior, link=link)
             causes[node].path = path
         elif prior > causes[node].prior:
             causes[node].prior, causes[node].link, causes[node].path = prior, link, path
@@ -671,14 +708,25 @@ def investigate(
             prior, link = controlled.get(e_iri, (1.0, "its twin's residuals drift"))
             c = cause(e_iri, "equipment", prior, link, [*genealogy_path(b), (b, "ran on", e_iri)])
             c.evidence.append(found)
-        for factor, found in _enrichment(f, attr_iri, batch).items():
+        testers = set().union(*f.analysts(attr_iri).values())
+        for factor, found in _enrichment(f, attr_iri, batch, shifts).items():
             if factor in causes:
                 causes[factor].evidence.append(found)
-            elif factor in f.lot_set:
-                c = cause(
-                    factor, "lot", UNLINKED_PRIOR, "input lot in the genealogy", [(deviation or batch, "used", factor)]
-                )
-                c.evidence.append(found)
+                continue
+            if factor in f.lot_set:
+                kind, link, meaning = "lot", "input lot in the genealogy", "used"
+            elif found.p >= 0.05:
+                continue  # a person or a shift has nothing but this comparison to stand on
+            elif factor.startswith(SHIFT_NS):
+                kind, link, meaning = "shift", "a shift its genealogy was made in", "made in"
+            elif factor in testers:
+                kind, link, meaning = "person", "tested " + f.ids.get(attr_iri, attr_iri), "tested by"
+            elif factor in f.operator_set:
+                kind, link, meaning = "person", "operated a batch of its genealogy", "operated by"
+            else:
+                continue
+            c = cause(factor, kind, UNLINKED_PRIOR, link, [(deviation or batch, meaning, factor)])
+            c.evidence.append(found)
 
     modules = set(f.equipment[f.equipment["level"].isin([T_MODULE, T_CONTROL])]["iri"])
     ranked = []

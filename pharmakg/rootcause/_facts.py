@@ -15,6 +15,7 @@ investigations at 100 000 batches).
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from collections.abc import Iterable
@@ -49,6 +50,7 @@ class _Facts:
     results: pd.DataFrame  # batch, attribute, value
     events: pd.DataFrame  # iri, equipment, type, time, outcome, description
     deviations: pd.DataFrame  # iri, batch, equipment, attribute, opened, description
+    operators: pd.DataFrame  # batch, person: who performed its recipe elements or took part in its events
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-attribute and per-batch lookups
 
     # lookups every investigation walks, built once per set of facts
@@ -98,6 +100,15 @@ class _Facts:
     def equipment_of(self) -> _Lookup:
         """batch -> the equipment it ran on."""
         return _Lookup(self.uses["batch"], self.uses["equipment"])
+
+    @cached_property
+    def operators_of(self) -> _Lookup:
+        """batch -> the people who performed its recipe elements or took part in its events."""
+        return _Lookup(self.operators["batch"], self.operators["person"])
+
+    @cached_property
+    def operator_set(self) -> frozenset[str]:
+        return frozenset(self.operators["person"])
 
     @cached_property
     def start_series(self) -> pd.Series:
@@ -183,8 +194,40 @@ class _Facts:
         frame: pd.DataFrame = self.memo[key]
         return frame
 
+    @cached_property
+    def start_hour(self) -> dict[str, float]:
+        """batch -> the wall-clock hour it started (see ``_time``)."""
+        first = self.batches.drop_duplicates("iri")
+        return dict(zip(first["iri"].tolist(), first["start_hour"].tolist(), strict=True))
+
+    def analysts(self, attribute: str) -> dict[str, set[str]]:
+        """batch -> the analysts who tested ``attribute`` on it."""
+        key = ("analysts", attribute)
+        if key not in self.memo:
+            out: dict[str, set[str]] = {}
+            tested = self.tested(attribute)
+            for b, who in zip(tested["batch"].tolist(), tested["analyst"].tolist(), strict=True):
+                if isinstance(who, str):
+                    out.setdefault(b, set()).add(who)
+            self.memo[key] = out
+        found: dict[str, set[str]] = self.memo[key]
+        return found
+
+    def shifts_of(self, batch: str, starts: tuple[int, ...]) -> frozenset[str]:
+        """The shift each batch in the genealogy of ``batch`` started in, per product: ``shift_node`` names."""
+        key = ("shifts", batch, starts)
+        if key not in self.memo:
+            found = set()
+            for b in _upstream(self, batch):
+                hour, product = self.start_hour.get(b), self.batch_products.get(b)
+                if hour is not None and not math.isnan(hour) and product is not None:
+                    found.add(shift_node(product, shift_label(int(hour), starts)))
+            self.memo[key] = frozenset(found)
+        shifts: frozenset[str] = self.memo[key]
+        return shifts
+
     def factors_of(self, batch: str) -> frozenset[str]:
-        """Input lots, their suppliers and equipment anywhere in the genealogy of ``batch`` (itself included)."""
+        """Input lots, their suppliers, equipment and operators anywhere in the genealogy of ``batch`` (itself included)."""
         key = ("factors", batch)
         if key not in self.memo:
             found: set[str] = set()
@@ -193,6 +236,7 @@ class _Facts:
                     found.add(lot)
                     found.update(s for _, s in self.lot_rows.get(lot, ()) if isinstance(s, str))
                 found.update(self.equipment_of.get(b, ()))
+                found.update(self.operators_of.get(b, ()))
             self.memo[key] = frozenset(found)
         factors: frozenset[str] = self.memo[key]
         return factors
@@ -204,6 +248,20 @@ def _frame(kg: KnowledgeGraph, sparql: str, columns: list[str]) -> pd.DataFrame:
 
 
 _NO_ROWS = np.empty(0, dtype=np.intp)
+SHIFT_NS = "urn:pharmakg:shift:"
+
+
+def shift_label(hour: int, starts: tuple[int, ...]) -> str:
+    """The shift a wall-clock hour falls in, named by its hours ("22-06"); ``starts`` are the shifts' first hours."""
+    ordered = sorted(starts)
+    begin = max((h for h in ordered if h <= hour), default=ordered[-1])
+    end = ordered[(ordered.index(begin) + 1) % len(ordered)]
+    return f"{begin:02d}-{end:02d}"
+
+
+def shift_node(product: str, label: str) -> str:
+    """A shift as a node of its own: the batches of ``product`` started in that shift."""
+    return f"{SHIFT_NS}{label}/{product}"
 
 
 class _Groups:
@@ -253,7 +311,14 @@ def _num(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
 
 
 def _time(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    """Times as UTC timestamps, plus ``<col>_hour``: the hour on the clock where it was recorded.
+
+    xsd:dateTime keeps the offset it was written with (ISO 8601 with offset, as the
+    bundle contract asks), so its lexical hour is the plant's wall-clock hour: what
+    a shift pattern is defined in. A time written in UTC (``Z``) gives the UTC hour."""
     for c in cols:
+        text = frame[c].astype(object)
+        frame[f"{c}_hour"] = pd.to_numeric(text.str.slice(11, 13), errors="coerce")
         frame[c] = pd.to_datetime(frame[c], utc=True, errors="coerce", format="ISO8601")
     return frame
 
@@ -357,10 +422,10 @@ _TABLES: dict[str, tuple[str, list[str], tuple[str, ...], str]] = {
     ),
     "results": (
         (
-            "SELECT ?batch ?attribute ?value WHERE { ?v a pkg:TestResult ; pkg:batch ?batch ; pkg:attribute "
-            "?attribute ; pkg:value ?value }"
+            "SELECT ?batch ?attribute ?value ?analyst WHERE { ?v a pkg:TestResult ; pkg:batch ?batch ; "
+            "pkg:attribute ?attribute ; pkg:value ?value OPTIONAL { ?v pkg:analyst ?analyst } }"
         ),
-        ["batch", "attribute", "value"],
+        ["batch", "attribute", "value", "analyst"],
         ("value",),
         "num",
     ),
@@ -385,10 +450,17 @@ _TABLES: dict[str, tuple[str, list[str], tuple[str, ...], str]] = {
         "time",
     ),
 }
+_TABLES["operators"] = (
+    "SELECT DISTINCT ?batch ?person WHERE { { ?el pkg:performedBy ?person ; pkg:recipe ?r . ?batch a pkg:Batch ; "
+    "pkg:recipe ?r } UNION { ?e pkg:performedBy ?person ; pkg:batch ?batch } }",
+    ["batch", "person"],
+    (),
+    "",
+)
 _IDS = (
     "SELECT ?x ?id WHERE { VALUES ?c { pkg:ProcessParameter pkg:QualityAttribute pkg:Batch pkg:MaterialLot "
     "pkg:Supplier pkg:Equipment pkg:Unit pkg:EquipmentModule pkg:ControlModule pkg:EquipmentEvent pkg:Deviation "
-    "pkg:Material } ?x a ?c ; dcterms:identifier ?id }"
+    "pkg:Material pkg:Person } ?x a ?c ; dcterms:identifier ?id }"
 )
 #: only suppliers are shown by name (lots.csv names them); every other node by its business id
 _LABELS = "SELECT ?x ?label WHERE { ?x a pkg:Supplier ; rdfs:label ?label }"
