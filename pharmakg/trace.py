@@ -194,8 +194,16 @@ def walk_query(root: str, direction: Direction) -> str:
     One query rather than edges then attributes: the step triples among the
     nodes reached are exactly the genealogy's edges, whichever the direction,
     and oxigraph answers the join by looking each node up once."""
-    path = _UP_PATH if direction == "up" else _DOWN_PATH
-    return f"SELECT ?x ?p ?o WHERE {{ <{root}> {path} ?x . ?x ?p ?o FILTER(?p IN ({_NODE_PROPERTIES})) }}"
+    if direction == "up":
+        return f"SELECT ?x ?p ?o WHERE {{ <{root}> {_UP_PATH} ?x . ?x ?p ?o FILTER(?p IN ({_NODE_PROPERTIES})) }}"
+    # Downstream, a reached batch's pkg:consumed lists every lot it used, and most were not reached
+    # (a tablet batch consumes the granulate that led here and five excipients): each is a row to
+    # decode. The lot -> batch edges are read from the lot's side instead, which names only batches
+    # the walk reached.
+    return (
+        f"SELECT ?x ?p ?o WHERE {{ <{root}> {_DOWN_PATH} ?x . {{ ?x ?p ?o FILTER(?p IN ({_DOWN_PROPERTIES})) }} "
+        f"UNION {{ ?o pkg:consumed ?x BIND(<{_CONSUMED_BY}> AS ?p) }} }}"
+    )
 
 
 def trace_upstream(kg: KnowledgeGraph, ref: str, **options: object) -> Genealogy:
@@ -264,11 +272,15 @@ _NODE_PROPERTIES = (
     "rdf:type, dcterms:identifier, rdfs:label, pkg:lotStatus, pkg:status, pkg:startTime, "
     "pkg:material, pkg:product, pkg:supplier, pkg:consumed, pkg:produced, pkg:sublotOf, pkg:assembledFrom"
 )
+_DOWN_PROPERTIES = _NODE_PROPERTIES.replace(" pkg:consumed,", "")
+#: a lot -> the batch that consumed it, in a downstream walk's rows (not a term of the ontology)
+_CONSUMED_BY = "urn:pharmakg:trace:consumedBy"
 _TYPE, _ID, _LABEL = RDF + "type", DCTERMS + "identifier", RDFS + "label"
 _BATCH, _LOT = PKG + "Batch", PKG + "MaterialLot"
 #: step triple (s, p, o) with both ends reached -> edge in material-flow order, and its name
 _STEPS = {
     PKG + "consumed": (False, "consumed"),
+    _CONSUMED_BY: (True, "consumed"),
     PKG + "produced": (True, "produced"),
     PKG + "sublotOf": (False, "sublot"),
     PKG + "assembledFrom": (False, "assembled into"),  # B2MML material lot assembly: component -> assembly
