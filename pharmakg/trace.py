@@ -193,7 +193,9 @@ def walk_query(root: str, direction: Direction) -> str:
 
     One query rather than edges then attributes: the step triples among the
     nodes reached are exactly the genealogy's edges, whichever the direction,
-    and oxigraph answers the join by looking each node up once."""
+    and oxigraph answers the join by looking each node up once. Downstream rows
+    carry lot -> batch edges as ``(lot, urn:pharmakg:trace:consumedBy, batch)``,
+    a name of this module's, not a term of the ontology."""
     if direction == "up":
         return f"SELECT ?x ?p ?o WHERE {{ <{root}> {_UP_PATH} ?x . ?x ?p ?o FILTER(?p IN ({_NODE_PROPERTIES})) }}"
     # Downstream, a reached batch's pkg:consumed lists every lot it used, and most were not reached

@@ -247,3 +247,37 @@ def test_an_analyst_or_a_shift_shared_by_failing_batches_is_found(tmp_path: Path
     else:
         assert (best.kind, best.id) == ("shift", "MAT-TAB shift 22-06"), found.to_frame().head(3)
     assert found.strong and best.evidence[0].kind == "enrichment" and best.p < 1e-3
+    assert 0 < best.evidence[0].p and best.score < 100  # the adjustment does not round a tiny p to 0
+
+
+def test_plant_tables_are_kept_beside_the_store_per_state_of_the_audit_trail(tmp_path: Path) -> None:
+    """A new process reads the root-cause tables from ``<store>/cache`` instead of querying the whole plant,
+    gets exactly the tables the store gives, and never those of an earlier state."""
+    import pandas as pd
+
+    from pharmakg.rootcause import facts
+    from pharmakg.rootcause._facts import _TABLES
+
+    store = tmp_path / "store"
+    with pharmakg.open(store) as kg:
+        built = build_demo(kg, batches=60, seed=2, out_dir=tmp_path / "plant")
+        fresh = facts(kg)
+        dev = sorted(json.loads(built.plant.ground_truth.read_text())["deviations"])[0]
+        ranking = [(c.id, round(c.score, 9)) for c in investigate(kg, dev).causes]
+    kept = list((store / "cache").glob("rootcause-facts-*"))
+    assert len(kept) == 1 and (kept[0] / "done").exists()
+    with pharmakg.open(store, read_only=True) as again:
+        loaded = facts(again)
+        assert loaded.ids == fresh.ids and loaded.labels == fresh.labels
+        for name in _TABLES:
+            pd.testing.assert_frame_equal(getattr(loaded, name), getattr(fresh, name))
+        assert [(c.id, round(c.score, 9)) for c in investigate(again, dev).causes] == ranking
+    with pharmakg.open(store) as kg:  # a write moves the audit chain: the kept tables no longer apply
+        person = kg.base + "person/Z._New"
+        kg.update(
+            f'INSERT DATA {{ GRAPH <{kg.base}graph/test> {{ <{person}> a pkg:Person ; dcterms:identifier "Z. New" }} }}',
+            reason="test",
+        )
+        assert facts(kg).ids[person] == "Z. New"
+    now = list((store / "cache").glob("rootcause-facts-*"))
+    assert len(now) == 1 and now[0] != kept[0]

@@ -477,6 +477,26 @@ def test_twin_inputs_are_knowledge_links_weighted_by_their_sensitivity(plant, sa
     assert (lod0, meaning, lod) in cause.path
 
 
+def test_a_twin_that_cannot_give_links_is_skipped_not_fatal(plant, saved: Twin, monkeypatch, caplog) -> None:
+    from pharmakg.rootcause import _twin_links, investigate
+
+    kg, truth, _ = plant
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the model failed to evaluate")
+
+    monkeypatch.setattr("pharmakg.twins.sensitivity", broken)
+    kg.cache.pop("rootcause.twin-links", None)
+    try:
+        with caplog.at_level("WARNING", logger="pharmakg.rootcause"):
+            assert _twin_links(kg) == []
+        assert "TW-DRY" in caplog.text and "the model failed to evaluate" in caplog.text
+        dev = next(d for d, t in truth["deviations"].items() if t["attribute_id"])
+        assert investigate(kg, dev).causes
+    finally:
+        kg.cache.pop("rootcause.twin-links", None)
+
+
 def test_a_lone_wild_result_is_an_outlier_not_a_drift() -> None:
     from pharmakg.twins.monitor import _charts
 

@@ -9,7 +9,7 @@ particular plant's generator did:
   a dryer temperature that impacts the LOD), and the inputs of every fitted
   twin whose output predicts it; the strength of a path is its weakest link:
   ``riskSeverity`` over 10, or for a twin input the share of the output's
-  spec width it moves over its normal range (see ``_twin_links``);
+  spec width it moves across its 5-95 % history range (see ``_twin_links``);
 - **this batch's genealogy**: every batch upstream of it (through consumed
   and produced lots), the lots and suppliers it used, the equipment those
   batches ran on;
@@ -67,6 +67,7 @@ strong candidate": nothing beats a 1-in-100 chance after weighting.
 from __future__ import annotations
 
 import html
+import logging
 import math
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
@@ -82,6 +83,8 @@ from ._facts import SHIFT_NS, _Facts, _upstream, facts
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
     from ..twins import Twin
+
+log = logging.getLogger(__name__)
 
 __all__ = ["NO_CANDIDATE_SCORE", "UNLINKED_PRIOR", "Cause", "Evidence", "Investigation", "accept_cause", "investigate"]
 
@@ -117,7 +120,7 @@ class Cause:
     """A candidate cause: the node, how it is linked, the evidence, the score."""
 
     id: str  # business id as loaded (a supplier's name as written)
-    kind: str  # parameter | lot | supplier | equipment | event | deviation
+    kind: str  # parameter | lot | supplier | equipment | event | deviation | person | shift
     iri: str
     label: str
     prior: float
@@ -308,7 +311,7 @@ def _links(f: _Facts, twins: list[tuple[str, str, float, str]]) -> Links:
 
     A twin input counts only where the risk assessment has no link of its own
     between the two: the assessment's severity is the team's judgement, the twin
-    adds what it left out (strength: the twin's held-out R2 for that output)."""
+    adds what it left out (strength: see ``_twin_links``)."""
     links: Links = {}
     for src, tgt, sev in f.impacts.itertuples(index=False):
         w = 1.0 if math.isnan(sev) else min(max(sev / 10, 0.0), 1.0)
@@ -365,40 +368,48 @@ def _twin_links(kg: KnowledgeGraph) -> list[tuple[str, str, float, str]]:
     output without two spec limits falls back to the twin's held-out R2. A
     model that explains nothing (R2 <= 0) gives no links; ports bound to no
     graph node (a unit's capacity) give none either."""
-    from ..twins import TwinError, sensitivity
-
     cache = kg.cache
     if "rootcause.twin-links" in cache:
         cached: list[tuple[str, str, float, str]] = cache["rootcause.twin-links"]
         return cached
     out: list[tuple[str, str, float, str]] = []
     for twin in _fitted_twins(kg):
-        fit = twin.fit_report
-        assert fit is not None
-        for port in twin.outputs:
-            if not port.source:
-                continue
-            r2 = fit.test_r2.get(port.name)
-            r2 = fit.r2.get(port.name) if r2 is None or math.isnan(r2) else r2
-            if r2 is None or math.isnan(r2) or r2 <= 0:
-                continue
-            try:
-                shares = sensitivity(kg, twin, output=port.name).set_index("input")["share_of_spec"]
-            except (TwinError, ValueError, KeyError):
-                shares = pd.Series(dtype=float)
-            target = kg.resolve(port.source)
-            for inp in twin.inputs:
-                if not inp.source or inp.via == "capacity":
-                    continue
-                share = shares.get(inp.name, math.nan)
-                if isinstance(share, float) and not math.isnan(share):
-                    strength = min(share, 1.0)
-                    why = f"moves it by {share:.0%} of its spec width"
-                else:
-                    strength, why = min(r2, 1.0), f"held-out R2 {min(r2, 1.0):.2f}"
-                meaning = f"input of twin {twin.meta.id} v{twin.version} ({why})"
-                out.append((kg.resolve(inp.source), target, strength, meaning))
+        try:
+            out += _links_of(kg, twin)
+        except Exception as exc:  # a twin bound to a node since deleted, a model that fails to evaluate
+            log.warning("twin %s v%s gives no knowledge links: %s", twin.meta.id, twin.version, exc)
     cache["rootcause.twin-links"] = out
+    return out
+
+
+def _links_of(kg: KnowledgeGraph, twin: Twin) -> list[tuple[str, str, float, str]]:
+    """The knowledge links of one twin (see ``_twin_links``)."""
+    from ..twins import sensitivity
+
+    out: list[tuple[str, str, float, str]] = []
+    fit = twin.fit_report
+    assert fit is not None
+    for port in twin.outputs:
+        if not port.source:
+            continue
+        r2, which = fit.test_r2.get(port.name), "held-out R2"
+        if r2 is None or math.isnan(r2):
+            r2, which = fit.r2.get(port.name), "R2"
+        if r2 is None or math.isnan(r2) or r2 <= 0:
+            continue
+        shares = sensitivity(kg, twin, output=port.name).set_index("input")["share_of_spec"]
+        target = kg.resolve(port.source)
+        for inp in twin.inputs:
+            if not inp.source or inp.via == "capacity":
+                continue
+            share = shares.get(inp.name, math.nan)
+            if isinstance(share, float) and not math.isnan(share):
+                strength = min(share, 1.0)
+                why = f"moves it by {share:.0%} of its spec width"
+            else:
+                strength, why = min(r2, 1.0), f"{which} {min(r2, 1.0):.2f}"
+            meaning = f"input of twin {twin.meta.id} v{twin.version} ({why})"
+            out.append((kg.resolve(inp.source), target, strength, meaning))
     return out
 
 
@@ -472,26 +483,33 @@ def _enrichment(f: _Facts, attribute: str, batch: str, shifts: tuple[int, ...]) 
             continue
         odds = ((a + 0.5) * (npass - c + 0.5)) / ((nf - a + 0.5) * (c + 0.5))
         p = float(fisher_exact([[a, nf - a], [c, npass - c]], alternative="greater")[1])
-        # a shift or an analyst is one level picked out of several after the fact: Sidak-adjust p
-        # for the levels that could have been picked (lots, suppliers and units are named by the
-        # genealogy itself, not chosen among alternatives)
+        # a shift, an analyst or an operator is one level picked out of several after the fact:
+        # Sidak-adjust p for the levels that could have been picked (lots, suppliers and units
+        # are named by the genealogy itself, not chosen among alternatives)
         if str(factor).startswith(SHIFT_NS):
-            levels, family = len(shifts), "shifts"
+            levels, family = len(shifts), "shift"
         elif factor in testers:
-            levels, family = len(testers), "analysts"
-        elif factor in f.operator_set:
-            levels, family = len(operators), "operators"
+            levels, family = len(testers), "analyst"
+        elif factor in operators:
+            levels, family = len(operators), "operator"
         else:
             levels, family = 1, ""
-        if levels > 1:
-            p = 1.0 - (1.0 - p) ** levels
-        adjusted = f", adjusted for {levels} {family}"
+        if levels > 1:  # 1 - (1 - p)^k, without rounding a tiny p to 0
+            p = min(1.0, -math.expm1(levels * math.log1p(-p)))
+        adjusted = f", adjusted for {levels} {family}s" if levels > 1 else ""
         out[str(factor)] = Evidence(
             "enrichment",
             f"{a} of {nf} failing batches had it vs {c} of {npass} passing made meanwhile "
-            f"(odds ratio {odds:.1f}, p = {p:.1g}{adjusted if levels > 1 else ''})",
+            f"(odds ratio {odds:.1f}, p = {p:.1g}{adjusted})",
             p,
-            {"failing_with": a, "failing": nf, "passing_with": c, "passing": npass, "odds_ratio": odds},
+            {
+                "failing_with": a,
+                "failing": nf,
+                "passing_with": c,
+                "passing": npass,
+                "odds_ratio": odds,
+                "family": family,
+            },
         )
     return out
 
@@ -510,6 +528,9 @@ def investigate(
     ``ref`` is a deviation, or a batch together with ``attribute`` (a quality
     attribute id). See the module docstring for how evidence and scores combine.
     """
+    shifts = tuple(sorted({int(h) for h in shifts}))
+    if not shifts or not all(0 <= h < 24 for h in shifts):
+        raise ValueError(f"shifts are the hours (0-23) at which shifts start, such as (6, 14, 22), not {shifts!r}")
     f = facts(kg)
     iri = kg.resolve(ref)
     dev = f.deviations[f.deviations["iri"] == iri]
@@ -676,6 +697,8 @@ def investigate(
     for b, e_iri in f.equipment_of.pairs(upstream):
         if attr_iri:
             prior, link = controlled.get(e_iri, (UNLINKED_PRIOR, "used in the genealogy"))
+            if prior < UNLINKED_PRIOR:  # a weak link never makes a unit less suspect than being there at all
+                prior, link = UNLINKED_PRIOR, "used in the genealogy"
         else:
             own = e_iri == equipment or _parent(f, e_iri) == equipment
             prior, link = (1.0, "the deviation's unit") if own else (UNLINKED_PRIOR, "used by the batch")
@@ -708,8 +731,8 @@ def investigate(
             prior, link = controlled.get(e_iri, (1.0, "its twin's residuals drift"))
             c = cause(e_iri, "equipment", prior, link, [*genealogy_path(b), (b, "ran on", e_iri)])
             c.evidence.append(found)
-        testers = set().union(*f.analysts(attr_iri).values())
         for factor, found in _enrichment(f, attr_iri, batch, shifts).items():
+            family = found.data.get("family")
             if factor in causes:
                 causes[factor].evidence.append(found)
                 continue
@@ -717,11 +740,11 @@ def investigate(
                 kind, link, meaning = "lot", "input lot in the genealogy", "used"
             elif found.p >= 0.05:
                 continue  # a person or a shift has nothing but this comparison to stand on
-            elif factor.startswith(SHIFT_NS):
+            elif family == "shift":
                 kind, link, meaning = "shift", "a shift its genealogy was made in", "made in"
-            elif factor in testers:
+            elif family == "analyst":
                 kind, link, meaning = "person", "tested " + f.ids.get(attr_iri, attr_iri), "tested by"
-            elif factor in f.operator_set:
+            elif family == "operator":
                 kind, link, meaning = "person", "operated a batch of its genealogy", "operated by"
             else:
                 continue

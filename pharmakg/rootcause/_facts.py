@@ -15,20 +15,30 @@ investigations at 100 000 batches).
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import os
+import shutil
+import tempfile
+import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from .. import terms as T
+
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
+
+log = logging.getLogger(__name__)
 
 
 # -- plant facts (bulk tables, cached per store revision) ------------------------------------
@@ -39,7 +49,7 @@ class _Facts:
     params: pd.DataFrame  # iri, nor_low, nor_high, par_low, par_high, step_class, criticality
     attrs: pd.DataFrame  # iri, material, spec_low, spec_high, kind
     impacts: pd.DataFrame  # src, tgt, severity
-    batches: pd.DataFrame  # iri, start, end
+    batches: pd.DataFrame  # iri, start, end, product, start_hour, end_hour (wall-clock hours as recorded)
     consumed: pd.DataFrame  # batch, lot
     produced: pd.DataFrame  # batch, lot
     lots: pd.DataFrame  # iri, material, supplier
@@ -47,7 +57,7 @@ class _Facts:
     equipment: pd.DataFrame  # iri, parent, level, cls
     pvalues: pd.DataFrame  # batch, parameter, value
     lotattr: pd.DataFrame  # lot, attribute, value
-    results: pd.DataFrame  # batch, attribute, value
+    results: pd.DataFrame  # batch, attribute, value, analyst
     events: pd.DataFrame  # iri, equipment, type, time, outcome, description
     deviations: pd.DataFrame  # iri, batch, equipment, attribute, opened, description
     operators: pd.DataFrame  # batch, person: who performed its recipe elements or took part in its events
@@ -200,6 +210,12 @@ class _Facts:
         first = self.batches.drop_duplicates("iri")
         return dict(zip(first["iri"].tolist(), first["start_hour"].tolist(), strict=True))
 
+    @cached_property
+    def batch_product(self) -> dict[str, str]:
+        """batch -> its ``pkg:product`` as recorded (a batch still running has produced no lot yet)."""
+        first = self.batches.drop_duplicates("iri").dropna(subset=["product"])
+        return dict(zip(first["iri"].tolist(), first["product"].tolist(), strict=True))
+
     def analysts(self, attribute: str) -> dict[str, set[str]]:
         """batch -> the analysts who tested ``attribute`` on it."""
         key = ("analysts", attribute)
@@ -219,7 +235,7 @@ class _Facts:
         if key not in self.memo:
             found = set()
             for b in _upstream(self, batch):
-                hour, product = self.start_hour.get(b), self.batch_products.get(b)
+                hour, product = self.start_hour.get(b), self.batch_products.get(b) or self.batch_product.get(b)
                 if hour is not None and not math.isnan(hour) and product is not None:
                     found.add(shift_node(product, shift_label(int(hour), starts)))
             self.memo[key] = frozenset(found)
@@ -358,10 +374,10 @@ _TABLES: dict[str, tuple[str, list[str], tuple[str, ...], str]] = {
     ),
     "batches": (
         (
-            "SELECT ?iri ?start ?end WHERE { ?iri a pkg:Batch OPTIONAL { ?iri pkg:startTime ?start } OPTIONAL { "
-            "?iri pkg:endTime ?end } }"
+            "SELECT ?iri ?start ?end ?product WHERE { ?iri a pkg:Batch OPTIONAL { ?iri pkg:startTime ?start } "
+            "OPTIONAL { ?iri pkg:endTime ?end } OPTIONAL { ?iri pkg:product ?product } }"
         ),
-        ["iri", "start", "end"],
+        ["iri", "start", "end", "product"],
         ("start", "end"),
         "time",
     ),
@@ -481,6 +497,18 @@ def facts(kg: KnowledgeGraph) -> _Facts:
     if "rootcause.facts" in cache:
         cached: _Facts = cache["rootcause.facts"]
         return cached
+    folder = _disk_folder(kg)
+    f = _load(folder) if folder is not None else None
+    if f is None:
+        f = _read(kg)
+        if folder is not None:
+            _save(f, folder)
+    cache["rootcause.facts"] = f
+    return f
+
+
+def _read(kg: KnowledgeGraph) -> _Facts:
+    """The tables, from the store."""
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         ids_rows = pool.submit(kg.rows, _IDS)
         label_rows = pool.submit(kg.rows, _LABELS)
@@ -491,9 +519,95 @@ def facts(kg: KnowledgeGraph) -> _Facts:
         ids = {r["x"]: r["id"] for r in ids_rows.result()}
         labels = {**ids, **{r["x"]: r["label"] for r in label_rows.result() if r.get("label")}}
         frames: dict[str, Any] = {n: t.result() for n, t in tables.items()}
-        f = _Facts(ids=ids, labels=labels, **frames)
-    cache["rootcause.facts"] = f
-    return f
+        return _Facts(ids=ids, labels=labels, **frames)
+
+
+# -- kept on disk beside an embedded store, per state of the audit trail -----------------------
+#: the queries the tables come from: another version of them (another pharmakg) keeps its own folders
+FACTS_FORMAT = hashlib.sha256(repr((sorted(_TABLES.items()), _IDS, _LABELS)).encode()).hexdigest()[:8]
+_PREFIX = "rootcause-facts-"
+
+
+def _disk_folder(kg: KnowledgeGraph) -> Path | None:
+    """Where the tables of the store's current state are kept: ``<store>/cache/rootcause-facts-<format>-<state>``.
+
+    Every write through pharmakg moves an audit chain (record number and
+    hash), so a folder named after the heads of every chain in the store (one
+    per base IRI) holds the tables of exactly one state of the data; a new
+    process (a CLI call, another notebook) reads them in seconds instead of
+    querying the whole plant. None for a store in memory, a remote one, or
+    one with no audit trail yet."""
+    path = getattr(kg.store, "path", None)
+    if not isinstance(path, Path):
+        return None
+    heads: dict[str, tuple[int, str]] = {}
+    for r in kg.rows(f"SELECT ?g ?n ?h WHERE {{ GRAPH ?g {{ ?r <{T.recordNumber}> ?n ; <{T.recordHash}> ?h }} }}"):
+        n = int(r["n"])
+        if n > heads.get(r["g"], (0, ""))[0]:
+            heads[r["g"]] = (n, r["h"])
+    if not heads:
+        return None
+    state = hashlib.sha256(repr(sorted(heads.items())).encode()).hexdigest()[:16]
+    return path / "cache" / f"{_PREFIX}{FACTS_FORMAT}-{state}"
+
+
+def _objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet's strings as the Python objects ``_frame`` makes (missing = None), so both give equal tables."""
+    for c in frame.columns:
+        if frame[c].dtype == "str":
+            values = frame[c].astype(object)
+            frame[c] = values.where(values.notna(), None)
+    return frame
+
+
+def _load(folder: Path) -> _Facts | None:
+    """The tables kept in ``folder``, or None when there are none (or they cannot be read)."""
+    if not (folder / "done").exists():
+        return None
+    try:
+        names = _objects(pd.read_parquet(folder / "ids.parquet"))
+        labels = _objects(pd.read_parquet(folder / "labels.parquet"))
+        frames: dict[str, Any] = {n: _objects(pd.read_parquet(folder / f"{n}.parquet")) for n in _TABLES}
+    except (OSError, ValueError) as exc:
+        log.warning("root-cause tables in %s could not be read (%s); reading them from the store", folder, exc)
+        return None
+    return _Facts(
+        ids=dict(zip(names["x"].tolist(), names["id"].tolist(), strict=True)),
+        labels=dict(zip(labels["x"].tolist(), labels["label"].tolist(), strict=True)),
+        **frames,
+    )
+
+
+def _save(f: _Facts, folder: Path) -> None:
+    """Keep the tables in ``folder`` (written beside it, then renamed into place); drop every other state.
+
+    Best effort: a store folder this process may not write to (another user's,
+    a read-only mount) just means the next process queries the tables again. A
+    store opened read-only still writes here: the folder is derived data, not
+    the store's."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.tmp-", dir=folder.parent))
+    except OSError as exc:
+        log.debug("root-cause tables not kept in %s: %s", folder, exc)
+        return
+    try:
+        pd.DataFrame({"x": list(f.ids), "id": list(f.ids.values())}).to_parquet(tmp / "ids.parquet")
+        pd.DataFrame({"x": list(f.labels), "label": list(f.labels.values())}).to_parquet(tmp / "labels.parquet")
+        for name in _TABLES:
+            getattr(f, name).to_parquet(tmp / f"{name}.parquet")
+        (tmp / "done").write_text("complete\n", encoding="utf-8")
+        os.rename(tmp, folder)
+    except OSError as exc:  # another process kept the same state first, or the disk is full
+        log.debug("root-cause tables not kept in %s: %s", folder, exc)
+        return
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
+    day_ago = time.time() - 86400
+    for old in folder.parent.glob(f"{_PREFIX}*"):
+        # other states go; a half-written folder only when a day old (another process may be writing it)
+        if old != folder and (".tmp-" not in old.name or old.stat().st_mtime < day_ago):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _upstream(f: _Facts, batch: str) -> dict[str, int]:
