@@ -204,12 +204,14 @@ def test_root_cause_explorer_shows_evidence_and_records_a_cause(
         assert "lot" in table.inner_text()  # the ranking, best first (an API lot for this deviation)
         detail = widget.locator(".pharmakg-cause").first
         first = detail.inner_text()
-        widget.locator("select").nth(1).select_option(index=1)  # the second-ranked cause
+        widget.locator(".pharmakg-cause-pick select").select_option(index=1)  # the second-ranked cause
         page.wait_for_function(  # the HTML widget re-renders: query the element afresh each time
             "t => document.querySelector('.pharmakg-rootcause .pharmakg-cause').textContent !== t",
             arg=first,
             timeout=30_000,
         )
+        widget.locator("svg.pharmakg-path").wait_for(timeout=30_000)  # the explanation path, drawn
+        assert widget.locator("svg.pharmakg-path rect").count() >= 2
         widget.locator("input[placeholder^='why this']").fill("INV-1 closed in the browser")
         widget.locator("button", has_text="Record as root cause").click()
         widget.locator(".pharmakg-recorded").wait_for(timeout=60_000)

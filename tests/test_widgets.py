@@ -76,7 +76,7 @@ def test_root_cause_explorer_state_follows_the_api(tmp_path: Path) -> None:
     assert [c.id for c in explorer.investigation.causes] == [c.id for c in found.causes]
     assert found.causes[0].id in explorer.ranking.value
     explorer.cause.value = 1 if len(found.causes) > 1 else 0
-    assert explorer.selected().id in explorer.detail.value or explorer.selected().kind in explorer.detail.value
+    assert explorer.selected().id in explorer.path.value and "pharmakg-cause" in explorer.detail.value
     explorer.record()  # no reason: refused, nothing written
     assert "reason is required" in explorer.status.value
     assert not kg.ask(f"ASK {{ ?d dcterms:identifier '{dev}' ; pkg:rootCause ?rc FILTER(CONTAINS(?rc, 'score')) }}")
@@ -87,3 +87,46 @@ def test_root_cause_explorer_state_follows_the_api(tmp_path: Path) -> None:
     report = explorer.write_report(tmp_path)
     assert report is not None and dev in report.read_text()
     assert kg.verify_audit().ok
+
+
+def test_root_cause_explorer_filters_and_draws_evidence_and_path(tmp_path: Path) -> None:
+    import datetime
+    import json
+
+    from pharmakg.demo import build_demo
+    from pharmakg.rootcause import cause_history
+    from pharmakg.widgets import RootCauseExplorer
+
+    kg = pharmakg.open(tmp_path / "store")
+    built = build_demo(kg, batches=120, seed=1, out_dir=tmp_path / "plant")
+    truth = json.loads(built.plant.ground_truth.read_text())["deviations"]
+    explorer = RootCauseExplorer(kg)
+    every = len(explorer.deviation.options)
+    attribute_of = explorer.all.set_index("id")["attribute"]
+    # filters: by CQA, then a period with no deviation in it
+    cqa = next(a for a in attribute_of if isinstance(a, str))
+    explorer.attribute.value = cqa
+    kept = [i for _, i in explorer.deviation.options]
+    assert kept and len(kept) < every and all(attribute_of[i] == cqa for i in kept)
+    explorer.since.value = datetime.date(2100, 1, 1)
+    assert explorer.deviation.options == () and "No deviations match" in explorer.ranking.value
+    explorer.since.value = None
+    explorer.attribute.value = "(all)"
+    # a parameter cause: its history with the batch marked and the NOR/PAR bands; the path drawn
+    water = next(d for d, t in sorted(truth.items()) if t["mechanism"] == "granulation_water")
+    explorer.deviation.value = water
+    best = explorer.investigation.causes[0]
+    assert (best.kind, best.id) == ("parameter", "P-GRN-WATER")
+    explorer.cause.value = 0
+    assert "pharmakg-history" in explorer.chart.value and explorer.chart.value.count("pharmakg-band") == 2
+    history = cause_history(kg, best)
+    assert history is not None and set(history.bands) == {"PAR", "NOR"}
+    assert int(history.frame["marked"].sum()) == explorer.chart.value.count("pharmakg-marked") >= 1
+    assert "pharmakg-path" in explorer.path.value and best.id in explorer.path.value
+    # a cause with enrichment evidence: the failing and passing counts drawn
+    wet = next(d for d, t in sorted(truth.items()) if t["mechanism"] == "wet_excipient_supplier")
+    explorer.deviation.value = wet
+    causes = explorer.investigation.causes
+    enriched = next(i for i, c in enumerate(causes) if any(e.kind == "enrichment" for e in c.evidence))
+    explorer.cause.value = enriched
+    assert "pharmakg-counts" in explorer.chart.value and "failing" in explorer.chart.value

@@ -86,7 +86,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NO_CANDIDATE_SCORE", "UNLINKED_PRIOR", "Cause", "Evidence", "Investigation", "accept_cause", "investigate"]
+__all__ = [
+    "NO_CANDIDATE_SCORE",
+    "UNLINKED_PRIOR",
+    "Cause",
+    "Evidence",
+    "History",
+    "Investigation",
+    "accept_cause",
+    "cause_history",
+    "deviations",
+    "investigate",
+]
 
 #: Best score under this: "no strong candidate" (no cause beats a 1-in-100 chance after weighting).
 NO_CANDIDATE_SCORE = 2.0
@@ -1024,6 +1035,84 @@ def _equipment_evidence(
                                 {"calibration": first["iri"], "batch": b},
                             )
                         )
+
+
+@dataclass(frozen=True)
+class History:
+    """A parameter's or a material attribute's recorded values, to draw beside a cause's evidence.
+
+    ``frame``: ``id`` (batch or lot), ``time``, ``value``, ``marked`` (the batches or
+    lots the evidence is about), oldest first, at most ``limit`` rows ending at the
+    last marked one; ``bands``: name -> (low, high) in the same unit, NaN for an open side.
+    """
+
+    title: str
+    frame: pd.DataFrame
+    bands: dict[str, tuple[float, float]]
+
+
+def cause_history(kg: KnowledgeGraph, cause: Cause, *, limit: int = 400) -> History | None:
+    """The history a parameter or lot cause's evidence is measured against (None for other kinds)."""
+    f = facts(kg)
+    if cause.kind == "parameter":
+        rows = f.pvalues[f.pvalues["parameter"] == cause.iri]
+        ids, values = rows["batch"].tolist(), rows["value"].to_numpy(dtype=float)
+        times = [f.start_of.get(b) for b in ids]
+        marked = {e.data["batch"] for e in cause.evidence if "batch" in e.data}
+        meta: Any = f.param_table.loc[cause.iri] if cause.iri in f.param_table.index else None
+        bands = (
+            {
+                "PAR": (float(meta["par_low"]), float(meta["par_high"])),
+                "NOR": (float(meta["nor_low"]), float(meta["nor_high"])),
+            }
+            if meta is not None
+            else {}
+        )
+        title = f"{cause.id}: recorded actuals by batch start"
+    elif cause.kind == "lot":
+        attribute = next((b for a, meaning, b in cause.path if meaning == "has" and a == cause.iri), None)
+        if attribute is None or attribute not in f.attr_table.index:
+            return None
+        coa = f.coa(attribute)
+        ids, values = coa["lot"].tolist(), coa["value"].to_numpy(dtype=float)
+        times = [None] * len(ids)  # lots in the order their CoA values were recorded
+        marked = {cause.iri}
+        spec: Any = f.attr_table.loc[attribute]
+        bands = {"spec": (float(spec["spec_low"]), float(spec["spec_high"]))}
+        material = f.ids.get(coa["material"].iloc[0], "") if len(coa) else ""
+        title = f"{f.ids.get(attribute, attribute)} of the {material} lots, in the order recorded"
+    else:
+        return None
+    frame = pd.DataFrame(
+        {
+            "id": [f.ids.get(x, x) for x in ids],
+            "time": pd.to_datetime(pd.Series(times, dtype=object), utc=True),
+            "value": values,
+            "marked": [x in marked for x in ids],
+        }
+    )
+    frame = frame.sort_values("time", kind="stable", na_position="first").reset_index(drop=True)
+    if frame["marked"].any() and len(frame) > limit:
+        last = int(frame.index[frame["marked"]].max())
+        frame = frame.iloc[max(0, last + 1 - limit) : last + 1].reset_index(drop=True)
+    elif len(frame) > limit:
+        frame = frame.iloc[-limit:].reset_index(drop=True)
+    return History(title, frame, bands)
+
+
+def deviations(kg: KnowledgeGraph) -> pd.DataFrame:
+    """Every deviation with what an investigator filters on: ``id``, ``product``, ``attribute`` (ids),
+    ``opened``, ``description``; newest first."""
+    frame = kg.query(
+        """SELECT ?id ?product ?attribute ?opened ?description WHERE { ?d a pkg:Deviation ; dcterms:identifier ?id .
+  OPTIONAL { ?d pkg:batch/pkg:product/dcterms:identifier ?product }
+  OPTIONAL { ?d pkg:attribute/dcterms:identifier ?attribute }
+  OPTIONAL { ?d pkg:opened ?opened } OPTIONAL { ?d pkg:description ?description } } ORDER BY DESC(?opened) ?id"""
+    )
+    for column in ("id", "product", "attribute", "opened", "description"):
+        if column not in frame:
+            frame[column] = None
+    return frame[["id", "product", "attribute", "opened", "description"]].drop_duplicates("id").reset_index(drop=True)
 
 
 def accept_cause(
