@@ -12,6 +12,7 @@ import html
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import ipywidgets as w
 import pandas as pd
@@ -31,7 +32,11 @@ def _path_svg(found: Investigation, cause: Cause) -> str:
     """The explanation path drawn left to right: the deviation, then every node, each edge with its meaning."""
 
     def label(node: str) -> str:
-        return str(found.graph.nodes[node].get("label", node.rsplit("/", 1)[-1])) if node in found.graph else node
+        if node == cause.iri:
+            return cause.label
+        return unquote(
+            str(found.graph.nodes[node].get("label", node.rsplit("/", 1)[-1])) if node in found.graph else node
+        )
 
     if not cause.path:
         return "<p>(no path)</p>"
