@@ -612,7 +612,7 @@ def investigate(
             continue
         meta = params.loc[p_iri]
         value = float(v)
-        history = f.param_history[p_iri]
+        history = f.param_history(p_iri)[1]
         limits = [
             ("PAR", float(meta["par_low"]), float(meta["par_high"])),
             ("NOR", float(meta["nor_low"]), float(meta["nor_high"])),
@@ -917,7 +917,7 @@ def _supplier_shift(coa: pd.DataFrame, supplier: str, material: str, attribute: 
     others = same[same["supplier"] != supplier]["value"].dropna()
     if len(theirs) < 3 or len(others) < 3:
         return None
-    spec: Any = f.attrs.drop_duplicates("iri").set_index("iri").loc[attribute]
+    spec: Any = f.attr_table.loc[attribute]
     higher = theirs.median() > others.median()
     limit = spec["spec_high"] if higher else spec["spec_low"]
     if pd.isna(limit):
@@ -1055,8 +1055,8 @@ def cause_history(kg: KnowledgeGraph, cause: Cause, *, limit: int = 400) -> Hist
     """The history a parameter or lot cause's evidence is measured against (None for other kinds)."""
     f = facts(kg)
     if cause.kind == "parameter":
-        rows = f.pvalues[f.pvalues["parameter"] == cause.iri]
-        ids, values = rows["batch"].tolist(), rows["value"].to_numpy(dtype=float)
+        batches, values = f.param_history(cause.iri)
+        ids = batches.tolist()
         times = [f.start_of.get(b) for b in ids]
         marked = {e.data["batch"] for e in cause.evidence if "batch" in e.data}
         meta: Any = f.param_table.loc[cause.iri] if cause.iri in f.param_table.index else None

@@ -121,9 +121,14 @@ class _Facts:
         return frozenset(self.operators["person"])
 
     @cached_property
+    def batch_table(self) -> pd.DataFrame:
+        """The batches by IRI (the first row of a batch listed twice)."""
+        return self.batches.drop_duplicates("iri").set_index("iri")
+
+    @cached_property
     def start_series(self) -> pd.Series:
-        """batch -> start time (the first row of a batch listed twice)."""
-        return self.batches.drop_duplicates("iri").set_index("iri")["start"]
+        """batch -> start time."""
+        return self.batch_table["start"]
 
     @cached_property
     def start_of(self) -> dict[str, Any]:
@@ -131,8 +136,7 @@ class _Facts:
 
     @cached_property
     def end_of(self) -> dict[str, Any]:
-        ends = self.batches.drop_duplicates("iri").set_index("iri")["end"]
-        return {str(k): v for k, v in ends.items()}
+        return {str(k): v for k, v in self.batch_table["end"].items()}
 
     @cached_property
     def param_table(self) -> pd.DataFrame:
@@ -143,9 +147,13 @@ class _Facts:
         return self.attrs.drop_duplicates("iri").set_index("iri")
 
     @cached_property
-    def param_history(self) -> dict[str, np.ndarray]:
-        """parameter -> every recorded actual, in table order."""
-        return {str(k): g.to_numpy(dtype=float) for k, g in self.pvalues.groupby("parameter", sort=False)["value"]}
+    def _param_rows(self) -> _Groups:
+        return _Groups(self.pvalues["parameter"])
+
+    def param_history(self, parameter: str) -> tuple[np.ndarray, np.ndarray]:
+        """(batches, values) of every recorded actual of ``parameter``, in table order."""
+        rows = self._param_rows.rows(parameter)
+        return self.pvalues["batch"].to_numpy()[rows], self.pvalues["value"].to_numpy(dtype=float)[rows]
 
     @cached_property
     def _pvalue_rows(self) -> _Groups:
@@ -176,15 +184,14 @@ class _Facts:
         return self.events.dropna(subset=["time"]).reset_index(drop=True)
 
     @cached_property
-    def event_rows(self) -> dict[str, np.ndarray]:
+    def _event_rows(self) -> _Groups:
         """equipment -> row numbers of its events in ``timed_events``."""
-        groups = self.timed_events.groupby("equipment", sort=False).indices
-        return {str(k): np.asarray(v) for k, v in groups.items()}
+        return _Groups(self.timed_events["equipment"])
 
     def events_of(self, family: set[str]) -> pd.DataFrame:
         """The timed events of any of ``family``, in table order."""
-        rows = [self.event_rows[e] for e in family if e in self.event_rows]
-        return self.timed_events.iloc[np.sort(np.concatenate(rows)) if rows else []]
+        rows = np.concatenate([self._event_rows.rows(e) for e in family]) if family else _NO_ROWS
+        return self.timed_events.iloc[np.sort(rows)]
 
     def coa(self, attribute: str) -> pd.DataFrame:
         """Lot attribute values of ``attribute`` with each lot's material and supplier (lot, value, material, supplier)."""
@@ -207,14 +214,14 @@ class _Facts:
     @cached_property
     def start_hour(self) -> dict[str, float]:
         """batch -> the wall-clock hour it started (see ``_time``)."""
-        first = self.batches.drop_duplicates("iri")
-        return dict(zip(first["iri"].tolist(), first["start_hour"].tolist(), strict=True))
+        hours = self.batch_table["start_hour"]
+        return dict(zip(hours.index.tolist(), hours.tolist(), strict=True))
 
     @cached_property
-    def batch_product(self) -> dict[str, str]:
+    def recorded_product(self) -> dict[str, str]:
         """batch -> its ``pkg:product`` as recorded (a batch still running has produced no lot yet)."""
-        first = self.batches.drop_duplicates("iri").dropna(subset=["product"])
-        return dict(zip(first["iri"].tolist(), first["product"].tolist(), strict=True))
+        products = self.batch_table["product"].dropna()
+        return dict(zip(products.index.tolist(), products.tolist(), strict=True))
 
     def analysts(self, attribute: str) -> dict[str, set[str]]:
         """batch -> the analysts who tested ``attribute`` on it."""
@@ -235,7 +242,7 @@ class _Facts:
         if key not in self.memo:
             found = set()
             for b in _upstream(self, batch):
-                hour, product = self.start_hour.get(b), self.batch_products.get(b) or self.batch_product.get(b)
+                hour, product = self.start_hour.get(b), self.batch_products.get(b) or self.recorded_product.get(b)
                 if hour is not None and not math.isnan(hour) and product is not None:
                     found.add(shift_node(product, shift_label(int(hour), starts)))
             self.memo[key] = frozenset(found)
