@@ -293,7 +293,7 @@ def data_graphs(store: Store, base: str) -> list[str]:
     rows = _select(store, "SELECT DISTINCT ?g WHERE { GRAPH ?g { } }")
     names = sorted(r["g"] for r in rows if r["g"] != audit_graph(base))
     # a cleared graph can stay listed (empty): only graphs holding data count
-    return [g for g in names if _holds_data(store, g)]
+    return [g for g in names if holds_data(store, g)]
 
 
 _NAMED = re.compile(
@@ -342,7 +342,7 @@ def commit_add(
     holds, ``verify_trail`` would report the checkpoint as broken: a false alarm,
     never a silent pass.
     """
-    known = {g: lines for g, lines in (fresh or {}).items() if not _holds_data(store, g)}
+    known = {g: lines for g, lines in (fresh or {}).items() if not holds_data(store, g)}
     rec = numbered(store, base, record)
     store.add(nquads + record_quads(base, rec).encode("utf-8"), ntriples=ntriples, graph=graph)
     touched = set(graphs) | ({graph} if graph else set()) | ({rec.target_graph} if rec.target_graph else set())
@@ -351,7 +351,8 @@ def commit_add(
     return rec
 
 
-def _holds_data(store: Store, graph: str) -> bool:
+def holds_data(store: Store, graph: str) -> bool:
+    """Whether ``graph`` holds any triple (an emptied graph may stay listed)."""
     return bool(json.loads(store.query(f"ASK {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}").body)["boolean"])
 
 

@@ -3,6 +3,7 @@
 Units in the CSV bundle are UCUM codes (``Cel``, ``kN``, ``m3/h``, ``mosm/kg``)
 or pint expressions (``degC``, ``rpm``); ucumvert turns UCUM into pint. The
 registry is built on first use, not at import, because it takes about a second
+(0.1 s once pint has cached the parsed definitions in the user's cache folder)
 and ``import pharmakg`` must stay light. Conversion works on whole numpy
 arrays per distinct (from, to) unit pair, so a million values cost one pint
 call per pair rather than one per value.
@@ -45,7 +46,10 @@ def get_registry() -> pint.UnitRegistry[Any]:
             if _registry is None:
                 from ucumvert import PintUcumRegistry
 
-                reg = PintUcumRegistry()
+                try:  # pint's own disk cache of the parsed definitions (keyed by their content): ~1.5 s -> 0.1 s
+                    reg = PintUcumRegistry(cache_folder=":auto:")
+                except OSError:  # no writable cache folder: parse them
+                    reg = PintUcumRegistry()
                 # Pharma spellings that are neither UCUM nor pint defaults.
                 reg.define("Osm = osmole")
                 for alias, unit in (("CFU", "colony_forming_unit"), ("IU", "international_unit")):

@@ -354,3 +354,40 @@ def test_errors_pickle() -> None:
     err = pharmakg.UnitError(Where("a.csv", 3, "unit"), "unknown unit 'x'", value="x")
     back = pickle.loads(pickle.dumps(err))
     assert str(back) == str(err) and back.line == 3 and isinstance(back, ValueError)
+
+
+def test_a_new_graph_is_checkpointed_from_exactly_the_lines_the_store_holds(tmp_path: Path) -> None:
+    """The load's checkpoint of a fresh graph is computed from staged lines, not read back: they must match."""
+    import pandas as pd
+
+    from pharmakg import audit
+    from pharmakg.ingest import _stored_lines
+    from pharmakg.store.oxigraph import EmbeddedStore
+
+    xsd = "http://www.w3.org/2001/XMLSchema#"
+    objects = pd.Series(
+        [
+            f'"5.0"^^<{xsd}double>',  # kept by value: reads back as "5"
+            f'"1.50"^^<{xsd}decimal>',
+            f'"2024-01-01T00:00:00+00:00"^^<{xsd}dateTime>',
+            f'"007"^^<{xsd}integer>',
+            '"a\tb"',  # a raw tab: the store writes \t
+            '"x"@EN',
+            "<https://example.org/o>",
+            '"plain é"',
+            '"q\\"uote and line\\nbreak"',
+        ]
+    )
+    ntriples = "".join(f"<https://example.org/s{i}> <https://example.org/p> {o} .\n" for i, o in enumerate(objects))
+    graph = "https://example.org/graph/g"
+    store = EmbeddedStore(tmp_path / "store")
+    store.add(ntriples=ntriples.encode(), graph=graph)
+    assert set(_stored_lines(ntriples.encode(), objects)) == audit.graph_lines(store, graph)
+
+
+def test_a_bundle_loaded_on_disk_leaves_an_intact_trail(tmp_path: Path) -> None:
+    kg = pharmakg.open(tmp_path / "store")
+    kg.load(MINI, reason="test")
+    report = pharmakg.audit.verify_trail(kg.store, kg.base)
+    assert report.ok, report
+    assert report.graphs_checked >= 1

@@ -23,6 +23,7 @@ from .. import audit
 from .. import terms as T
 from ..errors import ConflictError, IngestError, ValidationError, Where
 from ..store.base import Store
+from ..store.oxigraph import EmbeddedStore, canonical_ntriples
 from ..validate import ONTOLOGY_PATH, ValidationReport, check_triples
 from ._lookup import StoreLookup
 from ._nt import plain
@@ -179,6 +180,10 @@ def load_path(
     in_target = (new["g"] == f"<{target}>").to_numpy()
     main, other = new[in_target], new[~in_target]
     ntriples = _lines(main["s"] + " " + main["p"] + " " + main["o"])
+    fresh: dict[str, list[bytes]] = {}
+    if isinstance(store, EmbeddedStore) and b"_:" not in ntriples and not audit.holds_data(store, target):
+        # a new graph: checkpoint it from the lines the store will hold rather than by reading it back
+        fresh[target] = _stored_lines(ntriples, main["o"])
     payload = _lines(other["s"] + " " + other["p"] + " " + other["o"] + " " + other["g"])
     if lookup.empty or not _has_ontology(store):
         payload += _ontology_nquads()
@@ -197,7 +202,7 @@ def load_path(
     if progress:
         progress("commit")
     graphs = set(other["g"].str.slice(1, -1)) | ({T.ONTOLOGY_GRAPH} if _ONTOLOGY_MARK in payload else set())
-    audit.commit_add(store, base, record, payload, ntriples=ntriples, graph=target, graphs=graphs)
+    audit.commit_add(store, base, record, payload, ntriples=ntriples, graph=target, graphs=graphs, fresh=fresh)
     return LoadReport(
         source=str(path),
         graph=target,
@@ -217,6 +222,23 @@ def _lines(terms: pd.Series) -> bytes:
     if terms.empty:
         return b""
     return (" .\n".join(terms.tolist()) + " .\n").encode("utf-8")
+
+
+#: an object term the store serialises exactly as staged: an IRI, or a plain literal without control characters
+_VERBATIM = re.compile(r'^(?:<[^>]*>|"[^\x00-\x1f\x7f]*")$')
+
+
+def _stored_lines(ntriples: bytes, objects: pd.Series) -> list[bytes]:
+    """The lines of ``ntriples`` (one per value of ``objects``) as the embedded store will serialise them.
+
+    IRIs and plain strings come back as written; typed literals are kept by value
+    (``"5.0"^^xsd:double`` reads back as ``"5"``), so those lines alone go through
+    :func:`canonical_ntriples`."""
+    lines = ntriples.split(b"\n")[:-1]
+    verbatim = objects.str.match(_VERBATIM).to_numpy(dtype=bool)
+    kept = [line for line, v in zip(lines, verbatim, strict=True) if v]
+    rest = [line for line, v in zip(lines, verbatim, strict=True) if not v]
+    return kept + (canonical_ntriples(b"\n".join(rest) + b"\n").splitlines() if rest else [])
 
 
 def _has_ontology(store: Store) -> bool:

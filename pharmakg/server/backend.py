@@ -43,7 +43,9 @@ Result = ox.QuerySolutions | ox.QueryBoolean | Iterable[ox.Triple]
 class Backend(Protocol):
     def query(
         self, sparql: str, *, default_graphs: list[str] | None, named_graphs: list[str] | None, accept: str | None
-    ) -> Answer: ...
+    ) -> Answer:
+        """Answer a query on the data as of the last :meth:`revision` call (the endpoint makes one per request)."""
+        ...
 
     def update(self, sparql: str, *, user: str, reason: str, checked: bool = False) -> None:
         """Run an update through the audited write path; ``checked``: built by the server, skip the guard."""
@@ -93,7 +95,7 @@ class LocalBackend:
         for attempt in (1, 2):
             try:
                 result = self.reader.execute(
-                    sparql, default_graph=default_graphs, named_graphs=named_graphs, functions=functions
+                    sparql, default_graph=default_graphs, named_graphs=named_graphs, functions=functions, refresh=False
                 )
                 return serialize_result(result, accept, self.config.row_cap)
             except OSError as exc:  # a file of an old snapshot compacted away by the writer
