@@ -13,8 +13,10 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import logging
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +25,8 @@ from . import terms as T
 from .store.base import Store
 
 __all__ = ["WriteRecord", "audit_graph", "current_user", "provenance_graph", "record_insert", "record_quads", "utc_now"]
+
+log = logging.getLogger(__name__)
 
 
 def audit_graph(base: str) -> str:
@@ -284,8 +288,7 @@ def multiset_digest(lines: Iterable[bytes]) -> str:
 
 
 def graph_state(store: Store, graph: str, lines: set[bytes] | None = None) -> GraphState:
-    lines = graph_lines(store, graph) if lines is None else lines
-    return GraphState(graph, len(lines), multiset_digest(lines))
+    return _state_of(graph, graph_lines(store, graph) if lines is None else lines)
 
 
 def data_graphs(store: Store, base: str) -> list[str]:
@@ -330,25 +333,42 @@ def commit_add(
     ntriples: bytes = b"",
     graph: str | None = None,
     graphs: Iterable[str] = (),
-    fresh: Mapping[str, Collection[bytes]] | None = None,
+    fresh: Mapping[str, Callable[[], Iterable[bytes]]] | None = None,
 ) -> WriteRecord:
     """Add data and its (chained) record in one transaction, then checkpoint ``graphs``.
 
-    ``fresh`` names graphs that this write fills from nothing, with the exact N-Triples
-    lines the store will serialise them as (lines pyoxigraph wrote). A graph found
+    ``fresh`` names graphs that this write fills from nothing, each with a function
+    giving the exact N-Triples lines the store will serialise them as. A graph found
     empty before the write is then checkpointed from those lines instead of being
-    read back: reading a large graph from disk costs more than the write itself. A
-    graph that is not empty is read back as usual. Were the lines not what the store
-    holds, ``verify_trail`` would report the checkpoint as broken: a false alarm,
-    never a silent pass.
+    read back: reading a large graph from disk costs more than the write itself. The
+    functions and the digests run on a second thread while the store writes (a bulk
+    load releases the GIL). A graph that is not empty is read back as usual. Were the
+    lines not what the store holds, ``verify_trail`` would report the checkpoint as
+    broken: a false alarm, never a silent pass.
     """
-    known = {g: lines for g, lines in (fresh or {}).items() if not holds_data(store, g)}
+    producers = {g: lines for g, lines in (fresh or {}).items() if not holds_data(store, g)}
     rec = numbered(store, base, record)
-    store.add(nquads + record_quads(base, rec).encode("utf-8"), ntriples=ntriples, graph=graph)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = {g: pool.submit(_produced_state, g, produce) for g, produce in producers.items()}
+        store.add(nquads + record_quads(base, rec).encode("utf-8"), ntriples=ntriples, graph=graph)
+    known = {}
+    for g, future in pending.items():
+        try:
+            known[g] = future.result()
+        except Exception:  # the write has committed: its checkpoint reads the graph back instead
+            log.warning("could not compute the state of <%s> from the lines written; reading it back", g, exc_info=True)
     touched = set(graphs) | ({graph} if graph else set()) | ({rec.target_graph} if rec.target_graph else set())
     names = sorted(touched | {provenance_graph(base)})
     checkpoint(store, base, user=rec.user, graphs=names, about=rec.iri(base), known=known)
     return rec
+
+
+def _produced_state(graph: str, produce: Callable[[], Iterable[bytes]]) -> GraphState:
+    return _state_of(graph, set(produce()))
+
+
+def _state_of(graph: str, lines: set[bytes]) -> GraphState:
+    return GraphState(graph, len(lines), multiset_digest(lines))
 
 
 def holds_data(store: Store, graph: str) -> bool:
@@ -415,15 +435,15 @@ def checkpoint(
     graphs: Iterable[str] | None = None,
     about: str | None = None,
     reason: str = "",
-    known: Mapping[str, Collection[bytes]] | None = None,
+    known: Mapping[str, GraphState] | None = None,
 ) -> WriteRecord:
     """Record the current state (count and digest) of ``graphs`` (default: every data graph) as a chained record.
 
-    ``known`` gives some graphs' whole content as canonical N-Triples lines (see commit_add).
+    ``known`` gives some graphs' states computed from the lines written (see commit_add).
     """
     names = data_graphs(store, base) if graphs is None else sorted(set(graphs))
     known = known or {}
-    states = tuple(graph_state(store, g, set(known[g]) if g in known else None) for g in names)
+    states = tuple(known[g] if g in known else graph_state(store, g) for g in names)
     return _write_chained(
         store,
         base,

@@ -391,3 +391,25 @@ def test_a_bundle_loaded_on_disk_leaves_an_intact_trail(tmp_path: Path) -> None:
     report = pharmakg.audit.verify_trail(kg.store, kg.base)
     assert report.ok, report
     assert report.graphs_checked >= 1
+
+
+def test_the_checkpoint_uses_the_lines_given_and_reads_back_when_they_fail(tmp_path: Path) -> None:
+    from pharmakg import audit
+
+    kg = pharmakg.open(tmp_path / "store")
+    data = b'<https://example.org/s> <https://example.org/p> "1" .\n'
+
+    def write(graph: str, produce: Callable[[], list[bytes]]) -> None:
+        rec = audit.WriteRecord(
+            action="load", user="t", reason="test", target_graph=graph, triples_added=1, digest="0" * 64
+        )
+        audit.commit_add(kg.store, kg.base, rec, b"", ntriples=data, graph=graph, fresh={graph: produce})
+
+    def broken() -> list[bytes]:
+        raise RuntimeError("boom")
+
+    write(kg.base + "graph/a", broken)  # falls back to reading the graph back: the trail holds
+    assert audit.verify_trail(kg.store, kg.base).ok
+    write(kg.base + "graph/b", lambda: [b'<https://example.org/s> <https://example.org/p> "2" .'])  # wrong lines
+    report = audit.verify_trail(kg.store, kg.base)
+    assert not report.ok and "graph/b" in str(report)

@@ -180,10 +180,11 @@ def load_path(
     in_target = (new["g"] == f"<{target}>").to_numpy()
     main, other = new[in_target], new[~in_target]
     ntriples = _lines(main["s"] + " " + main["p"] + " " + main["o"])
-    fresh: dict[str, list[bytes]] = {}
-    if isinstance(store, EmbeddedStore) and b"_:" not in ntriples and not audit.holds_data(store, target):
-        # a new graph: checkpoint it from the lines the store will hold rather than by reading it back
-        fresh[target] = _stored_lines(ntriples, main["o"])
+    fresh: dict[str, Callable[[], list[bytes]]] = {}
+    if isinstance(store, EmbeddedStore) and b"_:" not in ntriples:
+        # into a new graph: checkpoint it from the lines the store will hold rather than by reading it back
+        objects = main["o"]
+        fresh[target] = lambda: _stored_lines(ntriples, objects)
     payload = _lines(other["s"] + " " + other["p"] + " " + other["o"] + " " + other["g"])
     if lookup.empty or not _has_ontology(store):
         payload += _ontology_nquads()
