@@ -413,3 +413,61 @@ def test_the_checkpoint_uses_the_lines_given_and_reads_back_when_they_fail(tmp_p
     write(kg.base + "graph/b", lambda: [b'<https://example.org/s> <https://example.org/p> "2" .'])  # wrong lines
     report = audit.verify_trail(kg.store, kg.base)
     assert not report.ok and "graph/b" in str(report)
+
+
+def _data_dirs(store: Path) -> list[str]:
+    return sorted(p.name for p in store.iterdir() if p.name.startswith("data-"))
+
+
+def test_a_big_load_starts_its_bulk_load_before_shacl_and_a_violation_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every load on the bulk path, the copy filled during SHACL is switched in, or dropped on a violation."""
+    import time
+
+    from pharmakg import audit
+    from pharmakg.store import oxigraph
+
+    monkeypatch.setattr(oxigraph, "BULK_THRESHOLD_BYTES", 0)
+    finished = []
+    finish = oxigraph.EmbeddedStore._finish_prepared
+    monkeypatch.setattr(oxigraph.EmbeddedStore, "_finish_prepared", lambda *a: finished.append(1) or finish(*a))
+    store = tmp_path / "store"
+    kg = pharmakg.open(store)
+    kg.load(MINI, reason="baseline")
+    assert finished == [1]  # the load's data went in through the copy filled during SHACL
+    assert audit.verify_trail(kg.store, kg.base).ok
+    assert len(_data_dirs(store)) == 1
+    assert kg.query("SELECT (COUNT(*) AS ?n) WHERE { ?b a pkg:Batch }")["n"][0] > 0
+    before = kg.export(format="nq")
+
+    bad = tmp_path / "lot.ttl"
+    bad.write_text(
+        "@prefix pkg: <https://w3id.org/pharmakg/ontology#> .\n@prefix dcterms: <http://purl.org/dc/terms/> .\n"
+        "<https://example.org/pharmakg/lot/L-X> a pkg:MaterialLot ; dcterms:identifier 'L-X' .\n"
+    )
+    with pytest.raises(pharmakg.ValidationError):
+        kg.load(bad, reason="should fail")
+    assert kg.export(format="nq") == before
+    deadline = time.monotonic() + 30
+    while len(_data_dirs(store)) > 1 and time.monotonic() < deadline:  # the dropped copy goes once its load stops
+        time.sleep(0.05)
+    assert len(_data_dirs(store)) == 1
+    kg.close()
+
+
+def test_a_prepared_bulk_load_is_dropped_by_any_other_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pharmakg.store import oxigraph
+
+    monkeypatch.setattr(oxigraph, "BULK_THRESHOLD_BYTES", 0)
+    store = oxigraph.EmbeddedStore(tmp_path / "store")
+    graph = "https://example.org/graph/g"
+    prepared = b'<https://example.org/s> <https://example.org/p> "prepared" .\n'
+    store.prepare_add(prepared, graph)
+    store.update(
+        'INSERT DATA { GRAPH <https://example.org/graph/h> { <https://example.org/s> <https://example.org/p> "u" } }'
+    )
+    store.add(ntriples=prepared, graph=graph)  # the same bytes, but the store moved on: loaded afresh
+    dump = store.dump(format="nq")
+    assert b'"prepared"' in dump and b'"u"' in dump
+    store.close()

@@ -169,41 +169,49 @@ def load_path(
     triples = staged.triples
     before = len(triples)
     new, existing = _diff_with_store(triples, lookup)
-    if progress:
-        progress("SHACL")
-    refs = pd.DataFrame(
-        {"s": "<" + staged.referenced["iri"] + ">", "p": f"<{T.type_}>", "o": "<" + staged.referenced["type"] + ">"}
-    )
-    report = check_triples(new, existing, refs)
-    if not report.conforms:
-        _raise_for_violations(report, new)
     in_target = (new["g"] == f"<{target}>").to_numpy()
     main, other = new[in_target], new[~in_target]
     ntriples = _lines(main["s"] + " " + main["p"] + " " + main["o"])
-    fresh: dict[str, Callable[[], list[bytes]]] = {}
-    if isinstance(store, EmbeddedStore) and b"_:" not in ntriples:
-        # into a new graph: checkpoint it from the lines the store will hold rather than by reading it back
-        objects = main["o"]
-        fresh[target] = lambda: _stored_lines(ntriples, objects)
-    payload = _lines(other["s"] + " " + other["p"] + " " + other["o"] + " " + other["g"])
-    if lookup.empty or not _has_ontology(store):
-        payload += _ontology_nquads()
-    sources = tuple(
-        audit.SourceRecord(str(f), audit.file_sha256(str(f)), staged.rows.get(f.name)) for f in staged.files
-    )
-    record = audit.load_record(
-        user=user,
-        reason=reason,
-        target_graph=target,
-        triples_added=len(new),
-        written=ntriples + payload,
-        sources=sources,
-        started=started_wall,
-    )
-    if progress:
-        progress("commit")
-    graphs = set(other["g"].str.slice(1, -1)) | ({T.ONTOLOGY_GRAPH} if _ONTOLOGY_MARK in payload else set())
-    audit.commit_add(store, base, record, payload, ntriples=ntriples, graph=target, graphs=graphs, fresh=fresh)
+    embedded = store if isinstance(store, EmbeddedStore) else None
+    if embedded is not None:  # the big bulk load runs on a second thread while SHACL checks the same triples
+        embedded.prepare_add(ntriples, target)
+    try:
+        if progress:
+            progress("SHACL")
+        refs = pd.DataFrame(
+            {"s": "<" + staged.referenced["iri"] + ">", "p": f"<{T.type_}>", "o": "<" + staged.referenced["type"] + ">"}
+        )
+        report = check_triples(new, existing, refs)
+        if not report.conforms:
+            _raise_for_violations(report, new)
+        fresh: dict[str, Callable[[], list[bytes]]] = {}
+        if embedded is not None and b"_:" not in ntriples:
+            # into a new graph: checkpoint it from the lines the store will hold rather than by reading it back
+            objects = main["o"]
+            fresh[target] = lambda: _stored_lines(ntriples, objects)
+        payload = _lines(other["s"] + " " + other["p"] + " " + other["o"] + " " + other["g"])
+        if lookup.empty or not _has_ontology(store):
+            payload += _ontology_nquads()
+        sources = tuple(
+            audit.SourceRecord(str(f), audit.file_sha256(str(f)), staged.rows.get(f.name)) for f in staged.files
+        )
+        record = audit.load_record(
+            user=user,
+            reason=reason,
+            target_graph=target,
+            triples_added=len(new),
+            written=ntriples + payload,
+            sources=sources,
+            started=started_wall,
+        )
+        if progress:
+            progress("commit")
+        graphs = set(other["g"].str.slice(1, -1)) | ({T.ONTOLOGY_GRAPH} if _ONTOLOGY_MARK in payload else set())
+        audit.commit_add(store, base, record, payload, ntriples=ntriples, graph=target, graphs=graphs, fresh=fresh)
+    except BaseException:
+        if embedded is not None:
+            embedded.discard_prepared()  # nothing was switched: the store is as it was
+        raise
     return LoadReport(
         source=str(path),
         graph=target,

@@ -14,7 +14,11 @@ would be 4-5x slower that way, so they take the checkpoint path: flush,
 the copy, then switch ``current`` with one atomic ``rename``. A crash before the
 rename leaves the old directory live; ``open`` removes any leftover directory
 that ``current`` does not point to. Either way the store is as before or as
-after, never between.
+after, never between. A caller that must still check the data (ingest's SHACL)
+can start that bulk load early with :meth:`EmbeddedStore.prepare_add`: it runs on
+a second thread (the bulk load releases the GIL) into a copy nobody reads, and
+the ``add`` that follows with the same bytes only adds the small rest and
+switches; a failed check discards the copy, so nothing changed.
 
 One process writes (the RocksDB lock); others may open the store read-only.
 pyoxigraph's read-only handle is a snapshot taken when it opens, so the writer
@@ -30,6 +34,8 @@ import json
 import logging
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -77,6 +83,26 @@ def canonical_ntriples(data: bytes, *, chunk_bytes: int = 64 * 1024 * 1024) -> b
     return b"".join(out)
 
 
+@dataclass
+class _Prepared:
+    """A bulk load started into a copy of the store, waiting for its ``add``."""
+
+    ntriples: bytes
+    graph: str
+    revision: int | None
+    directory: Path
+    loaded: Future[ox.Store]
+
+
+def _drop_copy(directory: Path, loaded: Future[ox.Store]) -> None:
+    """Remove an abandoned copy once its bulk load has stopped (it cannot be interrupted)."""
+
+    def remove(_: Future[ox.Store]) -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+    loaded.add_done_callback(remove)
+
+
 class EmbeddedStore:
     """A pyoxigraph store owned by this process."""
 
@@ -86,6 +112,7 @@ class EmbeddedStore:
         self.location = str(self.path) if self.path else "memory"
         self.revision: int | None = 0  # moves on our own writes, and on reopening when another writer committed
         self._seen: tuple[int, int] | None = None
+        self._prepared: _Prepared | None = None
         if self.path is None:
             self._store = ox.Store()
             return
@@ -221,6 +248,7 @@ class EmbeddedStore:
 
     def update(self, sparql: str) -> None:
         self._check_writable()
+        self.discard_prepared()
         self.revision = (self.revision or 0) + 1
         try:
             self._store.update(sparql)
@@ -230,15 +258,56 @@ class EmbeddedStore:
             raise query_error(str(exc), sparql) from exc
         self._signal_commit()
 
+    def prepare_add(self, ntriples: bytes, graph: str) -> None:
+        """Start bulk-loading ``ntriples`` into ``graph`` of a copy, for an :meth:`add` of the same bytes to come.
+
+        Nothing is visible until that ``add`` switches to the copy; any other write
+        first, or :meth:`discard_prepared`, drops it. Only on disk and for payloads
+        big enough for the checkpoint path; otherwise it does nothing.
+        """
+        self._check_writable()
+        self.discard_prepared()
+        if self.path is None or len(ntriples) < BULK_THRESHOLD_BYTES:
+            return
+        directory = self._new_copy()
+
+        def load() -> ox.Store:
+            new = ox.Store(str(directory))
+            new.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph))
+            return new
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-bulk-load")
+        self._prepared = _Prepared(ntriples, graph, self.revision, directory, pool.submit(load))
+        pool.shutdown(wait=False)
+
+    def discard_prepared(self) -> None:
+        """Drop a prepared load (its copy is removed once its bulk load stops)."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            _drop_copy(prepared.directory, prepared.loaded)
+
+    def _take_prepared(self, ntriples: bytes, graph: str | None) -> _Prepared | None:
+        prepared = self._prepared
+        if prepared is None:
+            return None
+        if prepared.ntriples is ntriples and prepared.graph == graph and prepared.revision == self.revision:
+            self._prepared = None
+            return prepared
+        self.discard_prepared()
+        return None
+
     def add(self, nquads: bytes = b"", *, ntriples: bytes = b"", graph: str | None = None) -> None:
         self._check_writable()
         if ntriples and graph is None:
             raise ValueError("N-Triples need a target graph")
+        prepared = self._take_prepared(ntriples, graph)
         if not nquads and not ntriples:
             return
         self.revision = (self.revision or 0) + 1
         try:
-            if self.path is None or len(nquads) + len(ntriples) < BULK_THRESHOLD_BYTES:
+            if prepared is not None:
+                self._finish_prepared(prepared, nquads)
+            elif self.path is None or len(nquads) + len(ntriples) < BULK_THRESHOLD_BYTES:
                 data = nquads + (as_nquads(ntriples, graph) if graph else b"")
                 self._store.load(data, format=ox.RdfFormat.N_QUADS)
             else:
@@ -249,22 +318,42 @@ class EmbeddedStore:
             raise StoreError(f"writing to {self.location} failed: {exc}") from exc
         self._signal_commit()
 
+    def _new_copy(self) -> Path:
+        """A checkpoint of the live database in the next free ``data-NNNNNN`` (hard links: cheap)."""
+        assert self.path is not None
+        number = int(self._live_dir().name.split("-")[1]) + 1
+        while (self.path / f"data-{number:06d}").exists():  # an abandoned copy whose load still runs
+            number += 1
+        directory = self.path / f"data-{number:06d}"
+        self._store.flush()
+        self._store.backup(str(directory))
+        return directory
+
     def _bulk_add(self, nquads: bytes, ntriples: bytes, graph: str | None) -> None:
         """Checkpoint, bulk-load into the copy, switch atomically (see module docstring)."""
-        assert self.path is not None
-        live = self._live_dir()
-        number = int(live.name.split("-")[1]) + 1
-        fresh = self.path / f"data-{number:06d}"
-        self._store.flush()
-        self._store.backup(str(fresh))
-        new = ox.Store(str(fresh))
+        directory = self._new_copy()
+        new = ox.Store(str(directory))
         if ntriples and graph:
             new.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph))
+        self._switch(new, directory, nquads)
+
+    def _finish_prepared(self, prepared: _Prepared, nquads: bytes) -> None:
+        try:
+            new = prepared.loaded.result()
+        except BaseException:
+            _drop_copy(prepared.directory, prepared.loaded)
+            raise
+        self._switch(new, prepared.directory, nquads)
+
+    def _switch(self, new: ox.Store, directory: Path, nquads: bytes) -> None:
+        """Add the rest to the filled copy, then make it the live database with one atomic rename."""
+        assert self.path is not None
+        live = self._live_dir()
         if nquads:
             new.bulk_load(nquads, format=ox.RdfFormat.N_QUADS)
         new.flush()
         tmp = self.path / "current.tmp"
-        os.symlink(fresh.name, tmp)
+        os.symlink(directory.name, tmp)
         os.replace(tmp, self.path / "current")  # the commit point
         _fsync_dir(self.path)
         old = self._store
@@ -307,6 +396,8 @@ class EmbeddedStore:
         return sum(f.stat().st_size for f in self._live_dir().rglob("*") if f.is_file())
 
     def close(self) -> None:
+        if getattr(self, "_prepared", None) is not None:
+            self.discard_prepared()
         store = getattr(self, "_store", None)
         if store is not None and not self.read_only:
             try:
