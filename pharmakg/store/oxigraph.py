@@ -15,10 +15,11 @@ the copy, then switch ``current`` with one atomic ``rename``. A crash before the
 rename leaves the old directory live; ``open`` removes any leftover directory
 that ``current`` does not point to. Either way the store is as before or as
 after, never between. A caller that must still check the data (ingest's SHACL)
-can start that bulk load early with :meth:`EmbeddedStore.prepare_add`: it runs on
-a second thread (the bulk load releases the GIL) into a copy nobody reads, and
-the ``add`` that follows with the same bytes only adds the small rest and
-switches; a failed check discards the copy, so nothing changed.
+can start that bulk load early with :meth:`EmbeddedStore.prepare_add`, or feed it
+chunk by chunk while it is still mapping rows (:meth:`EmbeddedStore.begin_add`):
+it runs on a second thread (the bulk load releases the GIL) into a copy nobody
+reads, and the ``add`` that follows with the same bytes only adds the small rest
+and switches; a failed check discards the copy, so nothing changed.
 
 One process writes (the RocksDB lock); others may open the store read-only.
 pyoxigraph's read-only handle is a snapshot taken when it opens, so the writer
@@ -33,9 +34,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -43,7 +44,7 @@ import pyoxigraph as ox
 from ..errors import NotAStoreError, ReadOnlyStoreError, StoreError, StoreLockedError
 from .base import Functions, RawResult, SelectFormat, as_nquads, query_error
 
-__all__ = ["EmbeddedStore", "BULK_THRESHOLD_BYTES", "canonical_ntriples"]
+__all__ = ["BULK_THRESHOLD_BYTES", "BulkFeed", "EmbeddedStore", "canonical_ntriples"]
 
 log = logging.getLogger(__name__)
 
@@ -83,24 +84,60 @@ def canonical_ntriples(data: bytes, *, chunk_bytes: int = 64 * 1024 * 1024) -> b
     return b"".join(out)
 
 
-@dataclass
-class _Prepared:
-    """A bulk load started into a copy of the store, waiting for its ``add``."""
+class BulkFeed:
+    """A copy of the store being bulk-loaded on a second thread, chunk by chunk, for an ``add`` to come.
 
-    ntriples: bytes
-    graph: str
-    revision: int | None
-    directory: Path
-    loaded: Future[ox.Store]
+    Chunks of N-Triples go into ``graph`` of the copy as they are fed (pyoxigraph's
+    bulk load releases the GIL, so the caller keeps working meanwhile). ``seal``
+    names the bytes the coming ``add`` will pass: that ``add`` then only adds the
+    rest and switches to the copy. Nothing is visible before the switch, so
+    abandoning a feed changes nothing.
+    """
 
+    def __init__(self, directory: Path, graph: str, revision: int | None) -> None:
+        self.directory = directory
+        self.graph = graph
+        self.revision = revision
+        self.ntriples: bytes | None = None
+        self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._store: ox.Store | None = None  # held here alone, so that dropping it closes the database
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-bulk-load")
+        self.loaded: Future[None] = pool.submit(self._load)
+        pool.shutdown(wait=False)
 
-def _drop_copy(directory: Path, loaded: Future[ox.Store]) -> None:
-    """Remove an abandoned copy once its bulk load has stopped (it cannot be interrupted)."""
+    def _load(self) -> None:
+        self._store = ox.Store(str(self.directory))
+        target = ox.NamedNode(self.graph)
+        while (chunk := self._chunks.get()) is not None:
+            self._store.bulk_load(chunk, format=ox.RdfFormat.N_TRIPLES, to_graph=target)
 
-    def remove(_: Future[ox.Store]) -> None:
-        shutil.rmtree(directory, ignore_errors=True)
+    def result(self) -> ox.Store:
+        """The filled copy, once every chunk is in (raises what the bulk load raised)."""
+        self.loaded.result()
+        assert self._store is not None
+        store, self._store = self._store, None
+        return store
 
-    loaded.add_done_callback(remove)
+    def feed(self, chunk: bytes) -> None:
+        if chunk and self.ntriples is None:
+            self._chunks.put(chunk)
+
+    def seal(self, ntriples: bytes) -> None:
+        """No more chunks: the copy holds ``ntriples`` (what the coming ``add`` passes), fed in pieces or whole."""
+        self.ntriples = ntriples
+        self._chunks.put(None)
+
+    def drop(self) -> None:
+        """Abandon the copy; it is removed once its bulk load stops (a running one cannot be interrupted)."""
+        if self.ntriples is None:
+            self.ntriples = b""
+            self._chunks.put(None)
+
+        def remove(_: Future[None]) -> None:
+            self._store = None  # closes the copy (RocksDB stops its background work) before its files go
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+        self.loaded.add_done_callback(remove)
 
 
 class EmbeddedStore:
@@ -112,7 +149,7 @@ class EmbeddedStore:
         self.location = str(self.path) if self.path else "memory"
         self.revision: int | None = 0  # moves on our own writes, and on reopening when another writer committed
         self._seen: tuple[int, int] | None = None
-        self._prepared: _Prepared | None = None
+        self._prepared: BulkFeed | None = None
         if self.path is None:
             self._store = ox.Store()
             return
@@ -258,35 +295,37 @@ class EmbeddedStore:
             raise query_error(str(exc), sparql) from exc
         self._signal_commit()
 
+    def begin_add(self, graph: str) -> BulkFeed | None:
+        """Start a copy of the store to bulk-load N-Triples into ``graph`` ahead of an :meth:`add`.
+
+        Any other write first, or :meth:`discard_prepared`, drops it. None for an
+        in-memory store (its adds are cheap transactions anyway)."""
+        self._check_writable()
+        self.discard_prepared()
+        if self.path is None:
+            return None
+        self._prepared = BulkFeed(self._new_copy(), graph, self.revision)
+        return self._prepared
+
     def prepare_add(self, ntriples: bytes, graph: str) -> None:
         """Start bulk-loading ``ntriples`` into ``graph`` of a copy, for an :meth:`add` of the same bytes to come.
 
-        Nothing is visible until that ``add`` switches to the copy; any other write
-        first, or :meth:`discard_prepared`, drops it. Only on disk and for payloads
-        big enough for the checkpoint path; otherwise it does nothing.
-        """
-        self._check_writable()
-        self.discard_prepared()
-        if self.path is None or len(ntriples) < BULK_THRESHOLD_BYTES:
+        Only on disk and for payloads big enough for the checkpoint path; otherwise it does nothing."""
+        if len(ntriples) < BULK_THRESHOLD_BYTES:
+            self.discard_prepared()
             return
-        directory = self._new_copy()
-
-        def load() -> ox.Store:
-            new = ox.Store(str(directory))
-            new.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph))
-            return new
-
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-bulk-load")
-        self._prepared = _Prepared(ntriples, graph, self.revision, directory, pool.submit(load))
-        pool.shutdown(wait=False)
+        feed = self.begin_add(graph)
+        if feed is not None:
+            feed.feed(ntriples)
+            feed.seal(ntriples)
 
     def discard_prepared(self) -> None:
-        """Drop a prepared load (its copy is removed once its bulk load stops)."""
+        """Drop a prepared copy (removed once its bulk load stops)."""
         prepared, self._prepared = self._prepared, None
         if prepared is not None:
-            _drop_copy(prepared.directory, prepared.loaded)
+            prepared.drop()
 
-    def _take_prepared(self, ntriples: bytes, graph: str | None) -> _Prepared | None:
+    def _take_prepared(self, ntriples: bytes, graph: str | None) -> BulkFeed | None:
         prepared = self._prepared
         if prepared is None:
             return None
@@ -337,11 +376,11 @@ class EmbeddedStore:
             new.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph))
         self._switch(new, directory, nquads)
 
-    def _finish_prepared(self, prepared: _Prepared, nquads: bytes) -> None:
+    def _finish_prepared(self, prepared: BulkFeed, nquads: bytes) -> None:
         try:
-            new = prepared.loaded.result()
+            new = prepared.result()
         except BaseException:
-            _drop_copy(prepared.directory, prepared.loaded)
+            prepared.drop()
             raise
         self._switch(new, prepared.directory, nquads)
 
