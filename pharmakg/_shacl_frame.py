@@ -162,11 +162,14 @@ def _value_violations(
     pairs: pd.DataFrame,
     type_code: int,
 ) -> pd.DataFrame:
-    arg = [constraints[i].arg for i in rows["ci"]]
+    ci = rows["ci"].to_numpy()
     if kind == "class":
         nodes = pd.concat([described, refs], ignore_index=True)
         typed = _typed(nodes, pairs, type_code).rename(columns={"s": "o", "T": "K"})
-        want = rows.assign(K=terms.code([_iri(a) for a in arg]))
+        klass = np.full(len(constraints), -1, dtype=np.int64)  # constraint index -> code of its class
+        for i in np.unique(ci):
+            klass[i] = terms.code([_iri(constraints[i].arg)])[0]
+        want = rows.assign(K=klass[ci])
         hit = want.merge(typed, on=["o", "K"], how="left", indicator=True)["_merge"].to_numpy() == "both"
         return rows[~hit]
     if kind == "in":
@@ -181,14 +184,13 @@ def _value_violations(
         )
         hit = rows.merge(ok, on=["ci", "o"], how="left", indicator=True)["_merge"].to_numpy() == "both"
         return rows[~hit]
-    # the rest reads the term text: per distinct constraint argument, vectorised string tests
-    text = pd.Series(terms.text(rows["o"].to_numpy()), index=rows.index, dtype=object)
+    # the rest reads the term text (Arrow strings: the tests below run in C++), one pass per constraint
+    text = pd.Series(terms.text(rows["o"].to_numpy()), index=rows.index, dtype="string[pyarrow]")
     bad = np.zeros(len(rows), dtype=bool)
-    arg_series = pd.Series(arg, index=rows.index, dtype=object)
-    for a in pd.unique(arg_series.map(str)):
-        sel = (arg_series.map(str) == a).to_numpy()
+    for i in np.unique(ci):
+        sel = ci == i
         t = text[sel]
-        value = arg_series[sel].iloc[0]
+        value = constraints[i].arg
         if kind == "nodeKind":
             ok = t.str.startswith(_NODE_KIND[value]).to_numpy(dtype=bool)
         elif kind == "datatype":
@@ -199,7 +201,7 @@ def _value_violations(
             else:
                 ok = (t.str.startswith('"') & t.str.endswith(f'"^^<{value}>')).to_numpy(dtype=bool)
         elif kind in ("minInclusive", "maxInclusive"):
-            lex = t.str.extract(_LITERAL)["lex"]
+            lex = t.astype(object).str.extract(_LITERAL)["lex"]
             num = pd.to_numeric(lex, errors="coerce").to_numpy(dtype=float)
             bound = float(value.value)
             ok = (num >= bound) if kind == "minInclusive" else (num <= bound)
