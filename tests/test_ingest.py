@@ -471,34 +471,3 @@ def test_a_prepared_bulk_load_is_dropped_by_any_other_write(tmp_path: Path, monk
     dump = store.dump(format="nq")
     assert b'"prepared"' in dump and b'"u"' in dump
     store.close()
-
-
-@pytest.mark.parametrize("case", [c for c in BREAKAGES if c[0] in ("missing lot", "missing batch", "unknown unit")])
-def test_a_bundle_streamed_into_an_empty_store_and_refused_leaves_it_empty(
-    case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Into an empty store the triples are bulk-loaded into a copy while later tables are still mapped."""
-    import shutil
-    import time
-
-    from pharmakg.store import oxigraph
-
-    monkeypatch.setattr(oxigraph, "BULK_THRESHOLD_BYTES", 0)
-    began = []
-    begin = oxigraph.EmbeddedStore.begin_add
-    monkeypatch.setattr(oxigraph.EmbeddedStore, "begin_add", lambda *a: began.append(1) or begin(*a))
-    _, breaks, error, *_ = case
-    broken = tmp_path / "broken"
-    shutil.copytree(MINI, broken)
-    breaks(broken)
-    store = tmp_path / "store"
-    with pharmakg.open(store) as kg:
-        with pytest.raises(error):
-            kg.load(broken, reason="should fail")
-        assert began == [1]
-        assert len(kg) == 0
-        assert kg.export(format="nq") == b""
-    deadline = time.monotonic() + 30
-    while len(_data_dirs(store)) > 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(_data_dirs(store)) == 1

@@ -22,9 +22,8 @@ import pandas as pd
 from .. import audit
 from .. import terms as T
 from ..errors import ConflictError, IngestError, ValidationError, Where
-from ..store import oxigraph as _oxigraph
 from ..store.base import Store
-from ..store.oxigraph import BulkFeed, EmbeddedStore, canonical_ntriples
+from ..store.oxigraph import EmbeddedStore, canonical_ntriples
 from ..validate import ONTOLOGY_PATH, ValidationReport, check_triples
 from ._lookup import StoreLookup
 from ._nt import plain
@@ -162,35 +161,6 @@ def load_path(
         raise
 
 
-class _Stream:
-    """A bundle's triples as they are mapped, bulk-loading meanwhile into a copy of an empty store."""
-
-    def __init__(self, feed: BulkFeed) -> None:
-        self.feed = feed
-        self.chunks: list[bytes] = []
-        self.objects: list[pd.Series] = []
-
-    def __call__(self, part: pd.DataFrame) -> None:
-        chunk = _lines(part["s"] + " " + part["p"] + " " + part["o"])
-        self.chunks.append(chunk)
-        self.objects.append(part["o"])
-        self.feed.feed(chunk)
-
-
-def _stream_into(embedded: EmbeddedStore | None, path: Path, lookup: StoreLookup, target: str) -> _Stream | None:
-    """A stream for a big bundle into an empty on-disk store, else None.
-
-    Only into an empty store: there no staged triple is dropped as already held,
-    so the copy ends up holding exactly the triples the checks then pass."""
-    if embedded is None or not lookup.empty:
-        return None
-    csv_bytes = sum(f.stat().st_size for f in path.glob("*.csv"))
-    if csv_bytes * 3 < _oxigraph.BULK_THRESHOLD_BYTES:  # N-Triples run 3-5x the CSV: a small load takes the plain path
-        return None
-    feed = embedded.begin_add(target)
-    return _Stream(feed) if feed is not None else None
-
-
 def _load(
     store: Store,
     embedded: EmbeddedStore | None,
@@ -205,10 +175,8 @@ def _load(
     started_wall: str,
     t0: float,
 ) -> LoadReport:
-    stream: _Stream | None = None
     if path.is_dir():
-        stream = _stream_into(embedded, path, lookup, target)
-        staged = stage_bundle(path, base=base, lookup=lookup, progress=progress, sink=stream)
+        staged = stage_bundle(path, base=base, lookup=lookup, progress=progress)
         staged.triples["g"] = f"<{target}>"
     elif path.suffix.lower() == ".xml" and is_batchml(path):
         staged = stage_xml(path, base=base, lookup=lookup, graph=target, schemas=schemas)
@@ -226,15 +194,10 @@ def _load(
     new, existing = _diff_with_store(triples, lookup)
     in_target = (new["g"] == f"<{target}>").to_numpy()
     main, other = new[in_target], new[~in_target]
-    if stream is not None:  # the copy already holds them (repeats included, which the store folds)
-        ntriples = b"".join(stream.chunks)
-        objects = pd.concat(stream.objects, ignore_index=True)
-        stream.feed.seal(ntriples)
-    else:
-        ntriples = _lines(main["s"] + " " + main["p"] + " " + main["o"])
-        objects = main["o"]
-        if embedded is not None:  # the big bulk load runs on a second thread while SHACL checks the same triples
-            embedded.prepare_add(ntriples, target)
+    ntriples = _lines(main["s"] + " " + main["p"] + " " + main["o"])
+    objects = main["o"]
+    if embedded is not None:  # the big bulk load runs on a second thread while SHACL checks the same triples
+        embedded.prepare_add(ntriples, target)
     if progress:
         progress("SHACL")
     refs = pd.DataFrame(

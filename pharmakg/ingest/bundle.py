@@ -466,14 +466,8 @@ def stage_bundle(
     base: str,
     lookup: StoreLookup,
     progress: Callable[[str], None] | None = None,
-    sink: Callable[[pd.DataFrame], None] | None = None,
 ) -> StagedBundle:
-    """Read, check and map every file of a bundle folder; write nothing.
-
-    ``sink`` receives the triples of each table as soon as they are mapped (columns
-    s, p, o; duplicates possible), before the checks that need the whole bundle: a
-    caller may start loading them into a copy that only becomes live if everything passes.
-    """
+    """Read, check and map every file of a bundle folder; write nothing."""
     known = {t.file for t in TABLES}
     present = sorted(p.name for p in folder.glob("*.csv"))
     for name in present:
@@ -503,17 +497,11 @@ def stage_bundle(
     prod = frames.get("production.csv")
     if prod is not None:
         mapper.defined.setdefault("lot", set()).update(mint(base, "lot", prod["lot_id"]).tolist())
-    sent = 0
     for spec in TABLES:
         if spec.file in frames:
             mapper.map_table(spec, frames[spec.file])
-            if sink is not None and len(mapper.parts) > sent:
-                sink(pd.concat(mapper.parts[sent:], ignore_index=True))
-                sent = len(mapper.parts)
     if prod is not None:
         _produced_lots(mapper, prod)
-        if sink is not None and len(mapper.parts) > sent:
-            sink(pd.concat(mapper.parts[sent:], ignore_index=True))
     triples = pd.concat(mapper.parts, ignore_index=True) if mapper.parts else pd.DataFrame(columns=TRIPLE_COLUMNS)
     referenced = _check_references(mapper)
     triples = triples.drop_duplicates(subset=["s", "p", "o"]).reset_index(drop=True)

@@ -15,9 +15,8 @@ the copy, then switch ``current`` with one atomic ``rename``. A crash before the
 rename leaves the old directory live; ``open`` removes any leftover directory
 that ``current`` does not point to. Either way the store is as before or as
 after, never between. A caller that must still check the data (ingest's SHACL)
-can start that bulk load early with :meth:`EmbeddedStore.prepare_add`, or feed it
-chunk by chunk while it is still mapping rows (:meth:`EmbeddedStore.begin_add`):
-it runs on a second thread (the bulk load releases the GIL) into a copy nobody
+can start that bulk load early with :meth:`EmbeddedStore.prepare_add`: it runs
+on a second thread (the bulk load releases the GIL) into a copy nobody
 reads, and the ``add`` that follows with the same bytes only adds the small rest
 and switches; a failed check discards the copy, so nothing changed.
 
@@ -34,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -44,7 +42,7 @@ import pyoxigraph as ox
 from ..errors import NotAStoreError, ReadOnlyStoreError, StoreError, StoreLockedError
 from .base import Functions, RawResult, SelectFormat, as_nquads, query_error
 
-__all__ = ["BULK_THRESHOLD_BYTES", "BulkFeed", "EmbeddedStore", "canonical_ntriples"]
+__all__ = ["BULK_THRESHOLD_BYTES", "EmbeddedStore", "canonical_ntriples"]
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +82,19 @@ def canonical_ntriples(data: bytes, *, chunk_bytes: int = 64 * 1024 * 1024) -> b
     return b"".join(out)
 
 
-class BulkFeed:
-    """A copy of the store being bulk-loaded on a second thread, chunk by chunk, for an ``add`` to come.
+class _PreparedLoad:
+    """A bulk load into a copy of the store, running on a second thread until its ``add`` comes.
 
-    Chunks of N-Triples go into ``graph`` of the copy as they are fed (pyoxigraph's
-    bulk load releases the GIL, so the caller keeps working meanwhile). ``seal``
-    names the bytes the coming ``add`` will pass: that ``add`` then only adds the
-    rest and switches to the copy. Nothing is visible before the switch, so
-    abandoning a feed changes nothing.
+    pyoxigraph's bulk load releases the GIL, so the caller keeps working (checking
+    the same data) meanwhile. Nothing is visible before the ``add`` switches to the
+    copy, so dropping it changes nothing.
     """
 
-    def __init__(self, directory: Path, graph: str, revision: int | None) -> None:
+    def __init__(self, directory: Path, graph: str, revision: int | None, ntriples: bytes) -> None:
         self.directory = directory
         self.graph = graph
         self.revision = revision
-        self.ntriples: bytes | None = None
-        self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.ntriples = ntriples
         self._store: ox.Store | None = None  # held here alone, so that dropping it closes the database
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-bulk-load")
         self.loaded: Future[None] = pool.submit(self._load)
@@ -107,31 +102,17 @@ class BulkFeed:
 
     def _load(self) -> None:
         self._store = ox.Store(str(self.directory))
-        target = ox.NamedNode(self.graph)
-        while (chunk := self._chunks.get()) is not None:
-            self._store.bulk_load(chunk, format=ox.RdfFormat.N_TRIPLES, to_graph=target)
+        self._store.bulk_load(self.ntriples, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(self.graph))
 
     def result(self) -> ox.Store:
-        """The filled copy, once every chunk is in (raises what the bulk load raised)."""
+        """The filled copy, once the load is done (raises what the bulk load raised)."""
         self.loaded.result()
         assert self._store is not None
         store, self._store = self._store, None
         return store
 
-    def feed(self, chunk: bytes) -> None:
-        if chunk and self.ntriples is None:
-            self._chunks.put(chunk)
-
-    def seal(self, ntriples: bytes) -> None:
-        """No more chunks: the copy holds ``ntriples`` (what the coming ``add`` passes), fed in pieces or whole."""
-        self.ntriples = ntriples
-        self._chunks.put(None)
-
     def drop(self) -> None:
         """Abandon the copy; it is removed once its bulk load stops (a running one cannot be interrupted)."""
-        if self.ntriples is None:
-            self.ntriples = b""
-            self._chunks.put(None)
 
         def remove(_: Future[None]) -> None:
             self._store = None  # closes the copy (RocksDB stops its background work) before its files go
@@ -149,7 +130,7 @@ class EmbeddedStore:
         self.location = str(self.path) if self.path else "memory"
         self.revision: int | None = 0  # moves on our own writes, and on reopening when another writer committed
         self._seen: tuple[int, int] | None = None
-        self._prepared: BulkFeed | None = None
+        self._prepared: _PreparedLoad | None = None
         if self.path is None:
             self._store = ox.Store()
             return
@@ -295,29 +276,17 @@ class EmbeddedStore:
             raise query_error(str(exc), sparql) from exc
         self._signal_commit()
 
-    def begin_add(self, graph: str) -> BulkFeed | None:
-        """Start a copy of the store to bulk-load N-Triples into ``graph`` ahead of an :meth:`add`.
-
-        Any other write first, or :meth:`discard_prepared`, drops it. None for an
-        in-memory store (its adds are cheap transactions anyway)."""
-        self._check_writable()
-        self.discard_prepared()
-        if self.path is None:
-            return None
-        self._prepared = BulkFeed(self._new_copy(), graph, self.revision)
-        return self._prepared
-
     def prepare_add(self, ntriples: bytes, graph: str) -> None:
         """Start bulk-loading ``ntriples`` into ``graph`` of a copy, for an :meth:`add` of the same bytes to come.
 
-        Only on disk and for payloads big enough for the checkpoint path; otherwise it does nothing."""
-        if len(ntriples) < BULK_THRESHOLD_BYTES:
-            self.discard_prepared()
+        Any other write first, or :meth:`discard_prepared`, drops it. Only on disk and
+        for payloads big enough for the checkpoint path; otherwise it does nothing.
+        """
+        self._check_writable()
+        self.discard_prepared()
+        if self.path is None or len(ntriples) < BULK_THRESHOLD_BYTES:
             return
-        feed = self.begin_add(graph)
-        if feed is not None:
-            feed.feed(ntriples)
-            feed.seal(ntriples)
+        self._prepared = _PreparedLoad(self._new_copy(), graph, self.revision, ntriples)
 
     def discard_prepared(self) -> None:
         """Drop a prepared copy (removed once its bulk load stops)."""
@@ -325,7 +294,7 @@ class EmbeddedStore:
         if prepared is not None:
             prepared.drop()
 
-    def _take_prepared(self, ntriples: bytes, graph: str | None) -> BulkFeed | None:
+    def _take_prepared(self, ntriples: bytes, graph: str | None) -> _PreparedLoad | None:
         prepared = self._prepared
         if prepared is None:
             return None
@@ -376,7 +345,7 @@ class EmbeddedStore:
             new.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph))
         self._switch(new, directory, nquads)
 
-    def _finish_prepared(self, prepared: BulkFeed, nquads: bytes) -> None:
+    def _finish_prepared(self, prepared: _PreparedLoad, nquads: bytes) -> None:
         try:
             new = prepared.result()
         except BaseException:
