@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from urllib.parse import quote
 
@@ -152,29 +153,6 @@ def load_path(
         raise IngestError(Where(str(path)), "does not exist")
     target = graph or source_graph(base, path)
     lookup = StoreLookup(store, exclude_graphs=(audit.audit_graph(base), audit.provenance_graph(base)))
-    embedded = store if isinstance(store, EmbeddedStore) else None
-    try:
-        return _load(store, embedded, path, lookup, target, base, user, reason, progress, schemas, started_wall, t0)
-    except BaseException:
-        if embedded is not None:
-            embedded.discard_prepared()  # nothing was switched: the store is as it was
-        raise
-
-
-def _load(
-    store: Store,
-    embedded: EmbeddedStore | None,
-    path: Path,
-    lookup: StoreLookup,
-    target: str,
-    base: str,
-    user: str,
-    reason: str,
-    progress: Callable[[str], None] | None,
-    schemas: str | Path | None,
-    started_wall: str,
-    t0: float,
-) -> LoadReport:
     if path.is_dir():
         staged = stage_bundle(path, base=base, lookup=lookup, progress=progress)
         staged.triples["g"] = f"<{target}>"
@@ -196,39 +174,45 @@ def _load(
     main, other = new[in_target], new[~in_target]
     ntriples = _lines(main["s"] + " " + main["p"] + " " + main["o"])
     objects = main["o"]
+    embedded = store if isinstance(store, EmbeddedStore) else None
     if embedded is not None:  # the big bulk load runs on a second thread while SHACL checks the same triples
         embedded.prepare_add(ntriples, target)
-    if progress:
-        progress("SHACL")
-    refs = pd.DataFrame(
-        {"s": "<" + staged.referenced["iri"] + ">", "p": f"<{T.type_}>", "o": "<" + staged.referenced["type"] + ">"}
-    )
-    report = check_triples(new, existing, refs)
-    if not report.conforms:
-        _raise_for_violations(report, new)
-    fresh: dict[str, Callable[[], list[bytes]]] = {}
-    if embedded is not None and b"_:" not in ntriples:
-        # into a new graph: checkpoint it from the lines the store will hold rather than by reading it back
-        fresh[target] = lambda: _stored_lines(ntriples, objects)
-    payload = _lines(other["s"] + " " + other["p"] + " " + other["o"] + " " + other["g"])
-    if lookup.empty or not _has_ontology(store):
-        payload += _ontology_nquads()
-    sources = tuple(
-        audit.SourceRecord(str(f), audit.file_sha256(str(f)), staged.rows.get(f.name)) for f in staged.files
-    )
-    record = audit.load_record(
-        user=user,
-        reason=reason,
-        target_graph=target,
-        triples_added=len(new),
-        written=ntriples + payload,
-        sources=sources,
-        started=started_wall,
-    )
-    if progress:
-        progress("commit")
-    graphs = set(other["g"].str.slice(1, -1)) | ({T.ONTOLOGY_GRAPH} if _ONTOLOGY_MARK in payload else set())
-    audit.commit_add(store, base, record, payload, ntriples=ntriples, graph=target, graphs=graphs, fresh=fresh)
+    try:
+        if progress:
+            progress("SHACL")
+        refs = pd.DataFrame(
+            {"s": "<" + staged.referenced["iri"] + ">", "p": f"<{T.type_}>", "o": "<" + staged.referenced["type"] + ">"}
+        )
+        report = check_triples(new, existing, refs)
+        if not report.conforms:
+            _raise_for_violations(report, new)
+        fresh: dict[str, Callable[[], list[bytes]]] = {}
+        if embedded is not None and b"_:" not in ntriples:
+            # into a new graph: checkpoint it from the lines the store will hold rather than by reading it back
+            fresh[target] = lambda: _stored_lines(ntriples, objects)
+        payload = _lines(other["s"] + " " + other["p"] + " " + other["o"] + " " + other["g"])
+        if lookup.empty or not _has_ontology(store):
+            payload += _ontology_nquads()
+        sources = tuple(
+            audit.SourceRecord(str(f), audit.file_sha256(str(f)), staged.rows.get(f.name)) for f in staged.files
+        )
+        record = audit.load_record(
+            user=user,
+            reason=reason,
+            target_graph=target,
+            triples_added=len(new),
+            written=ntriples + payload,
+            sources=sources,
+            started=started_wall,
+        )
+        if progress:
+            progress("commit")
+        graphs = set(other["g"].str.slice(1, -1)) | ({T.ONTOLOGY_GRAPH} if _ONTOLOGY_MARK in payload else set())
+        audit.commit_add(store, base, record, payload, ntriples=ntriples, graph=target, graphs=graphs, fresh=fresh)
+    except BaseException:
+        if embedded is not None:
+            embedded.discard_prepared()  # nothing was switched: the store is as it was
+        raise
     return LoadReport(
         source=str(path),
         graph=target,
@@ -262,9 +246,10 @@ def _stored_lines(ntriples: bytes, objects: pd.Series) -> list[bytes]:
     :func:`canonical_ntriples`."""
     lines = ntriples.split(b"\n")[:-1]
     verbatim = objects.str.match(_VERBATIM).to_numpy(dtype=bool)
-    kept = [line for line, v in zip(lines, verbatim, strict=True) if v]
-    rest = [line for line, v in zip(lines, verbatim, strict=True) if not v]
-    return kept + (canonical_ntriples(b"\n".join(rest) + b"\n").splitlines() if rest else [])
+    if len(lines) != len(verbatim):
+        raise ValueError(f"{len(lines)} lines for {len(verbatim)} objects")
+    rest = list(compress(lines, ~verbatim))
+    return list(compress(lines, verbatim)) + (canonical_ntriples(b"\n".join(rest) + b"\n").splitlines() if rest else [])
 
 
 def _has_ontology(store: Store) -> bool:
