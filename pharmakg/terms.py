@@ -141,6 +141,7 @@ rootCause = PKG + "rootCause"
 sample = PKG + "sample"
 sequence = PKG + "sequence"
 shippedDate = PKG + "shippedDate"
+shippedIn = PKG + "shippedIn"
 specHigh = PKG + "specHigh"
 specLow = PKG + "specLow"
 startTime = PKG + "startTime"
@@ -274,6 +275,7 @@ ALL_TERMS: tuple[str, ...] = (
     sample,
     sequence,
     shippedDate,
+    shippedIn,
     specHigh,
     specLow,
     startTime,

@@ -7,6 +7,7 @@ import json
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -73,11 +74,14 @@ def test_equipment_trace_reaches_finished_lots(kg: pharmakg.KnowledgeGraph) -> N
     assert "fed_into" not in batches_on(kg, "PRESS-1", fed_into=False)
 
 
-def _write_bundle(folder: Path, batches: list[tuple[list[int], list[int]]], n_lots: int) -> None:
+def _write_bundle(
+    folder: Path, batches: list[tuple[list[int], list[int]]], n_lots: int, finished: frozenset[int] = frozenset()
+) -> None:
+    """A bundle of the genealogy; the lots in ``finished`` are of a drug product, the others raw."""
     folder.mkdir()
     rows = {
-        "materials.csv": [["id", "name", "kind"], ["M", "Stuff", "raw"]],
-        "lots.csv": [["id", "material_id"], *[[f"L{i}", "M"] for i in range(n_lots)]],
+        "materials.csv": [["id", "name", "kind"], ["M", "Stuff", "raw"], ["P", "Tablets", "drug_product"]],
+        "lots.csv": [["id", "material_id"], *[[f"L{i}", "P" if i in finished else "M"] for i in range(n_lots)]],
         "batches.csv": [["id", "product_id"], *[[f"B{j}", "M"] for j in range(len(batches))]],
         "consumption.csv": [["batch_id", "lot_id", "step_id", "quantity", "unit"]],
         "production.csv": [["batch_id", "lot_id", "quantity", "unit"]],
@@ -132,6 +136,43 @@ def test_walks_equal_a_brute_force_reference(tmp_path_factory, case, data) -> No
         for direction in ("up", "down"):
             got = set(trace(kg, start, direction=direction, details=False).to_frame()["id"])
             assert got == _reference(batches, start, direction), (direction, start, batches)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(genealogies(), st.data())
+def test_recall_equals_a_brute_force_reference(tmp_path_factory, case, data) -> None:
+    """The level-by-level recall walk from several roots at once reaches what a walk from each root does."""
+    n_lots, batches = case
+    finished = frozenset(data.draw(st.sets(st.integers(0, n_lots - 1))))
+    folder = tmp_path_factory.mktemp("g") / "bundle"
+    _write_bundle(folder, batches, n_lots, finished)
+    roots = sorted(data.draw(st.sets(st.integers(0, n_lots - 1), min_size=1, max_size=4)))
+    expected: dict[str, set[str]] = {}
+    for root in roots:
+        for lot in _reference(batches, f"L{root}", "down"):
+            if lot.startswith("L") and int(lot[1:]) in finished:
+                expected.setdefault(lot, set()).add(f"L{root}")
+    with pharmakg.open() as kg:
+        kg.load(folder, reason="property test")
+        scope = recall_scope(kg, lots=[f"L{r}" for r in roots])
+    got = {row.lot: set(row.via.split()) for row in scope.finished_lots.itertuples()}
+    assert got == expected, (roots, finished, batches)
+
+
+def test_recall_without_shipment_links_reads_the_same(kg: pharmakg.KnowledgeGraph) -> None:
+    """A store whose shipments lack pkg:shippedIn (loaded by an older pharmakg, or as RDF) is read the slow way."""
+    kg.load(MINI, reason="test")
+    assert (
+        len(kg.rows("SELECT ?f WHERE { ?f pkg:shippedIn ?r }"))
+        == len(kg.rows("SELECT ?r WHERE { ?r a pkg:Shipment }"))
+        > 0
+    )
+    before = recall_scope(kg, lots=["L-API-1", "L-MCC-1"])
+    kg.update("DELETE WHERE { GRAPH ?g { ?f pkg:shippedIn ?r } }", reason="a store from before the link")
+    after = recall_scope(kg, lots=["L-API-1", "L-MCC-1"])
+    assert len(before.shipments) > 0
+    pd.testing.assert_frame_equal(before.finished_lots, after.finished_lots)
+    pd.testing.assert_frame_equal(before.shipments, after.shipments)
 
 
 def test_cycle_terminates_with_a_warning(tmp_path: Path) -> None:

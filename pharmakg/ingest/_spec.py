@@ -58,7 +58,8 @@ class TableSpec:
     columns: tuple[Col, ...]
     rdf_class: str | None = None  # fixed class; else a 'class' column decides
     quantity: Quantity | None = None
-    #: direct links written next to the reified row node: (predicate, subject column, object column)
+    #: direct links written next to the reified row node: (predicate, subject column, object column);
+    #: an empty object column links the subject to the row node itself
     shortcuts: tuple[tuple[str, str, str], ...] = ()
     #: the row node is itself a business entity (its id is the key) rather than a composite record
     entity: bool = True
@@ -418,6 +419,7 @@ TABLES: tuple[TableSpec, ...] = (
         ),
         rdf_class=T.Shipment,
         quantity=Quantity("quantity", "unit", T.quantity),
+        shortcuts=((T.shippedIn, "lot_id", ""),),
         entity=False,
     ),
 )

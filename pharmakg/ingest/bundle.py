@@ -38,6 +38,7 @@ MULTI_VALUED = {
         T.usedEquipment,
         T.consumed,
         T.produced,
+        T.shippedIn,
         T.impacts,
         T.sublotOf,
         # BatchML / B2MML: a step precedes several, a recipe has several approvals, a lot several parents
@@ -189,10 +190,16 @@ class _Mapper:
         if spec.quantity is not None and spec.quantity.value in frame.columns:
             self._quantity(spec, frame, s)
         for pred, subj_col, obj_col in spec.shortcuts:
-            both = (frame[subj_col] != "") & (frame[obj_col] != "")
             subj = self._resolved.get((spec.file, subj_col))
+            if subj is None:
+                continue
+            if not obj_col:  # subject -> the row node
+                filled = frame[subj_col] != ""
+                self.emit(spec, frame, iri_column(subj).where(filled), pred, s.where(filled), subj_col)
+                continue
+            both = (frame[subj_col] != "") & (frame[obj_col] != "")
             obj = self._resolved.get((spec.file, obj_col))
-            if subj is not None and obj is not None:
+            if obj is not None:
                 self.emit(spec, frame, iri_column(subj).where(both), pred, iri_column(obj).where(both), obj_col)
         extras = [c for c in frame.columns if c != LINE and c not in {k.name for k in spec.columns}]
         for extra in extras:
