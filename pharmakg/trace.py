@@ -634,7 +634,8 @@ def _shipments_linked(kg: KnowledgeGraph) -> bool:
     A store loaded by an earlier pharmakg, or shipments loaded as RDF without
     the link, make a recall fall back to finding shipments among all the
     records naming a lot, which is slower but complete. Two counts (two index
-    scans, ~0.1 s at 160 000 shipments), kept in ``kg.cache`` until the next write.
+    scans, ~0.1 s at 160 000 shipments), kept in ``kg.cache`` until the next
+    write (a remote store counts on every recall).
     """
     cache = kg.cache
     if "trace.shipments_linked" not in cache:
@@ -672,6 +673,7 @@ def _finished_and_shipped(
             match = f"?r pkg:lot ?f ; a ?t FILTER(?t IN (pkg:{kind}))"
         where = f"{{ SELECT ?r WHERE {{ VALUES ?f {{ {{values}} }} {match} }} }}"
         records = _one_row_each(kg, pool, lots, "r", _RECORD_PROPERTIES, where)
+        records = {r: p for r, p in records.items() if PKG + "lot" in p}  # a link without its pkg:lot: bad data
         return records, {r: min(p[PKG + "lot"]) for r, p in records.items()}
 
     lots_future = pool.submit(_one_row_each, kg, None, finished_iris, "f", _LOT_PROPERTIES, "VALUES ?f { {values} }")
