@@ -292,15 +292,21 @@ _DOWN_READS = tuple(p for p in _NODE_READS if p != "pkg:consumed")
 #: a lot -> the batch that consumed it, in a downstream walk's rows (not a term of the ontology)
 _CONSUMED_BY = "urn:pharmakg:trace:consumedBy"
 _PREFIXES = {"rdf": RDF, "rdfs": RDFS, "dcterms": DCTERMS, "pkg": PKG}
+
+
 #: a walk's rows name each property by its local name, a literal of at most 15 bytes that
 #: oxigraph keeps inline, where an IRI is a RocksDB read to decode on every row: on 200
 #: downstream walks at 100 000 batches, p50 10.7 -> 9.5 ms and p95 16.1 -> 14.0 ms
-_CODE_IRI = {p.split(":")[1]: _PREFIXES[p.split(":")[0]] + p.split(":")[1] for p in _NODE_READS}
-_CODE_IRI["consumedBy"] = _CONSUMED_BY
+def _local_names(reads: Sequence[str]) -> dict[str, str]:
+    """Local name -> IRI of prefixed names (``pkg:lot`` -> ``lot``: ``https://w3id.org/pharmakg/ontology#lot``)."""
+    return {p.split(":")[1]: _PREFIXES[p.split(":")[0]] + p.split(":")[1] for p in reads}
+
+
+_CODE_IRI = _local_names(_NODE_READS) | {"consumedBy": _CONSUMED_BY}
 
 
 def _coded(reads: Sequence[str]) -> str:
-    """FILTER and BIND turning ``?q`` (one of ``reads``) into its local name ``?p``."""
+    """FILTER and BIND turning ``?q`` (one of ``reads``) into its local name ``?p`` (see ``_CODE_IRI``)."""
     code = "?q"
     for prop in reversed(reads):
         code = f'IF(?q = {prop}, "{prop.split(":")[1]}", {code})'
@@ -499,11 +505,12 @@ def recall_scope(
     empty_lots = pd.DataFrame(columns=["lot", "material", "quantity", "unit", "status", "via"])
     empty_ship = pd.DataFrame(columns=["lot", "customer", "market", "shipped_quantity", "shipped_unit", "shipped"])
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pharmakg-recall") as pool:
-        linked = pool.submit(_shipments_linked, kg)
         found = pd.DataFrame(columns=["l", *columns])
         if supplier is not None or material is not None:
             found = _suspects_by(kg, supplier, material, received_from, received_to)
         named = {kg.resolve(x) for x in lots} - set(found["l"])
+        # after the first query: a read-only store has by then seen the latest commit, and kg.cache with it
+        linked = pool.submit(_shipments_linked, kg)
         if named:
             found = pd.concat([found, _suspect_rows(kg, sorted(named))], ignore_index=True)
         suspect_frame = found[columns].sort_values("lot").reset_index(drop=True)
@@ -533,15 +540,17 @@ def _suspects_by(
 ) -> pd.DataFrame:
     """The lots of a supplier and/or material received in the window, with their recall columns.
 
-    With a window, the received dates are scanned first (one index range,
-    compared as typed values: ~60 ms for 81 000 lots, where ``STR()`` of
-    each date-time costs twice that) and only then the supplier and material
-    tested, in a subquery so oxigraph keeps that order: the other way round
-    looks up the date of each of a busy supplier's 13 000 lots (0.25 s).
-    The window is widened by a day each way (a date and a date-time do not
-    compare in SPARQL, nor do date-times with and without a time zone); the
+    With a window, the received dates are scanned first (one index range:
+    ~60 ms for 81 000 lots) and only then the supplier and material tested,
+    in a subquery so oxigraph keeps that order: the other way round looks up
+    the date of each of a busy supplier's 13 000 lots (0.25 s). Dates and
+    date-times (what ingest writes) compare as typed values, each against
+    bounds of its own type; testing the datatype first (``DATATYPE()``, or
+    ``STR()`` for a lexical comparison) made the scan three times slower.
+    The window is widened by a day or more each way, as a date-time without
+    time zone is only ordered against one with a zone 14 hours apart; the
     exact test is done on the rows in pandas. The columns come from a second
-    query over the few lots found, which keeps its OPTIONALs per lot.
+    query over the few lots found.
     """
     conds = []
     if supplier is not None:
@@ -549,14 +558,14 @@ def _suspects_by(
     if material is not None:
         conds.append(f"?l pkg:material/dcterms:identifier {sparql_string(material)} .")
     if received_from is not None or received_to is not None:
-        bounds = []
-        for op, value, margin in ((">=", received_from, -1), ("<", received_to, 1)):
-            if value is not None:
+        as_time, as_date = [], []
+        for op, value, margin in ((">=", received_from, -1), ("<", received_to, 2)):
+            if value is not None:  # a whole day's margin or more: a date-time without zone is +-14 h
                 day = (_utc(value) + pd.Timedelta(days=margin)).date()
-                bounds.append((f'?r {op} "{day}T00:00:00Z"^^xsd:dateTime', f'?r {op} "{day}"^^xsd:date'))
-        as_time = " && ".join(b[0] for b in bounds)
-        as_date = " && ".join(b[1] for b in bounds)
-        conds.insert(0, f"{{ SELECT ?l WHERE {{ ?l pkg:receivedDate ?r FILTER(({as_time}) || ({as_date})) }} }}")
+                as_time.append(f'?r {op} "{day}T00:00:00Z"^^xsd:dateTime')
+                as_date.append(f'?r {op} "{day}"^^xsd:date')
+        test = f"({' && '.join(as_time)}) || ({' && '.join(as_date)})"
+        conds.insert(0, f"{{ SELECT ?l WHERE {{ ?l pkg:receivedDate ?r FILTER({test}) }} }}")
     hits = sorted({r["l"] for r in kg.rows(f"SELECT ?l WHERE {{ {' '.join(conds)} }}")})
     found = _suspect_rows(kg, hits) if hits else pd.DataFrame(columns=["l", "lot", "material", "supplier", "received"])
     if received_from is None and received_to is None:
@@ -595,7 +604,7 @@ _RECORD_PROPERTIES = ("pkg:lot", "pkg:quantity", "pkg:unit", "pkg:customer", "pk
 _LOT_PROPERTIES = ("dcterms:identifier", "pkg:material", "pkg:quantity", "pkg:unit", "pkg:lotStatus")
 
 
-def _one_row_each(
+def _properties_of(
     kg: KnowledgeGraph,
     pool: ThreadPoolExecutor | None,
     nodes: Sequence[str],
@@ -603,29 +612,21 @@ def _one_row_each(
     properties: Sequence[str],
     where: str,
 ) -> dict[str, dict[str, list[str]]]:
-    """Properties of the nodes ``where`` selects (``{values}`` stands for the nodes), as node -> IRI -> [value].
+    """Properties of the nodes ``where`` selects (``{values}`` stands for the nodes), as node -> IRI -> values.
 
-    One row per node (GROUP BY, a SAMPLE per property: each has sh:maxCount 1
-    in the shapes, so with bad data one value is shown), not one per triple:
-    every IRI in a result row is a RocksDB read to decode, and the node's
-    own IRI was repeated on each of its five or six rows (shipments of 1 029
-    lots at 100 000 batches: 9 696 rows -> 1 616, a tenth of the recall's
-    time). A property the node lacks is unbound in its row."""
-    names = {prop: prop.split(":", 1)[1] for prop in properties}
-    binds = " ".join(f"BIND(IF(?p = {prop}, ?o, ?unbound) AS ?_{name})" for prop, name in names.items())
-    columns = " ".join(f"(SAMPLE(?_{name}) AS ?{name})" for name in names.values())
+    One row per triple, the property named by its local name as in a walk's
+    rows. (One row per node, with GROUP BY and a SAMPLE of ``IF(?p = ..., ?o,
+    ?unbound)`` per property, read a tenth faster on oxigraph, but SPARQL lets
+    SAMPLE pick the unbound value, and some engines do.)"""
+    iris = _local_names(properties)
 
     def query(values: str) -> str:
-        return (
-            f"SELECT ?{subject} {columns} WHERE {{ {where.replace('{values}', values)} "
-            f"?{subject} ?p ?o FILTER(?p IN ({', '.join(properties)})) {binds} }} GROUP BY ?{subject}"
-        )
+        return f"SELECT ?{subject} ?p ?o WHERE {{ {where.replace('{values}', values)} ?{subject} ?q ?o {_coded(properties)} }}"
 
-    iris = {name: (DCTERMS if prop.startswith("dcterms:") else PKG) + name for prop, name in names.items()}
-    return {
-        row[subject]: {iris[name]: [row[name]] for name in names.values() if name in row}
-        for row in _rows_split(kg, pool, nodes, query)
-    }
+    grouped: dict[str, dict[str, list[str]]] = {}
+    for row in _rows_split(kg, pool, nodes, query):
+        grouped.setdefault(row[subject], {}).setdefault(iris[row["p"]], []).append(row["o"])
+    return grouped
 
 
 def _shipments_linked(kg: KnowledgeGraph) -> bool:
@@ -653,7 +654,8 @@ def _finished_and_shipped(
     """The finished lots found (quantity from the lot, else its production record) and their shipments.
 
     Shipments come through each lot's ``pkg:shippedIn`` links when ``linked``
-    (one index range per lot). Otherwise they are picked among the records
+    (one index range per lot); a shipment whose own ``pkg:lot`` names another
+    lot (moved by an update, its link left behind) is not this lot's. Otherwise they are picked among the records
     naming the lot by type, with ``a ?t FILTER(?t IN (...))``: a constant
     class instead makes oxigraph scan every shipment first (2 s instead of
     35 ms for 70 lots at 3 000 batches; 74 s at 100 000), and the per-record
@@ -672,11 +674,13 @@ def _finished_and_shipped(
         else:
             match = f"?r pkg:lot ?f ; a ?t FILTER(?t IN (pkg:{kind}))"
         where = f"{{ SELECT ?r WHERE {{ VALUES ?f {{ {{values}} }} {match} }} }}"
-        records = _one_row_each(kg, pool, lots, "r", _RECORD_PROPERTIES, where)
-        records = {r: p for r, p in records.items() if PKG + "lot" in p}  # a link without its pkg:lot: bad data
+        records = _properties_of(kg, pool, lots, "r", _RECORD_PROPERTIES, where)
+        # a link whose shipment names another lot is stale (an update moved the shipment): keep what the record says
+        wanted = set(lots)
+        records = {r: p for r, p in records.items() if min(p.get(PKG + "lot", [""])) in wanted}
         return records, {r: min(p[PKG + "lot"]) for r, p in records.items()}
 
-    lots_future = pool.submit(_one_row_each, kg, None, finished_iris, "f", _LOT_PROPERTIES, "VALUES ?f { {values} }")
+    lots_future = pool.submit(_properties_of, kg, None, finished_iris, "f", _LOT_PROPERTIES, "VALUES ?f { {values} }")
     shipped, shipped_lot = records_about("Shipment", finished_iris)
     lots = lots_future.result()
     unmeasured = [f for f, p in lots.items() if PKG + "quantity" not in p]
@@ -687,6 +691,8 @@ def _finished_and_shipped(
     names = _names(kg, refs)
     finished_rows = []
     for f, p in lots.items():
+        if _ID not in p:  # a lot without a business id cannot be named in a recall (nor told from another)
+            continue
         q = p if PKG + "quantity" in p else made_by_lot.get(f, {})
         finished_rows.append(
             {
@@ -710,6 +716,7 @@ def _finished_and_shipped(
             "shipped": _first(rec, PKG + "shippedDate"),
         }
         for r, rec in shipped.items()
+        if _ID in lots.get(shipped_lot[r], {})
     ]
     shipments = pd.DataFrame(
         ship_rows, columns=["lot", "customer", "market", "shipped_quantity", "shipped_unit", "shipped"]
