@@ -14,7 +14,7 @@ import json
 import shutil
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .ingest import LoadReport
     from .ingest.series import MappingLike, SeriesReport
     from .twins.shelf import TwinShelf
-    from .validate import ValidationReport
+    from .validate import ValidationReport, Violation
 
 __all__ = [
     "ACCESSORS",
@@ -476,10 +476,37 @@ class KnowledgeGraph:
 
         data = self._domain_ntriples()
         if engine == "pyshacl":
-            return v.run_pyshacl(data)
-        if engine == "compiled":
-            return v.check_triples(v.ntriples_frame(data), limit=1000)
-        raise ValueError(f"engine must be 'pyshacl' or 'compiled', not {engine!r}")
+            report = v.run_pyshacl(data)
+        elif engine == "compiled":
+            report = v.check_triples(v.ntriples_frame(data), limit=1000)
+        else:
+            raise ValueError(f"engine must be 'pyshacl' or 'compiled', not {engine!r}")
+        missing = self._missing_links(limit=1000)
+        if not missing:
+            return report
+        return replace(report, conforms=False, violations=report.violations + missing)
+
+    def _missing_links(self, *, limit: int) -> tuple[Violation, ...]:
+        """Records whose direct link is missing (``ingest.SHORTCUT_CHECKS``): not SHACL, as the
+        shapes' subset has no SPARQL constraints, but as much a broken graph for walks and recalls."""
+        from .ingest import SHORTCUT_CHECKS
+        from .validate import Violation
+
+        found = []
+        for check in SHORTCUT_CHECKS:
+            link = check.predicate.rsplit("#", 1)[-1]
+            for r in self.rows(check.sparql(limit)):
+                found.append(
+                    Violation(
+                        focus=r["r"],
+                        path=check.predicate,
+                        constraint="link",
+                        message=f"the record's link <{r['s']}> {link} <{r['o']}> is missing "
+                        "(genealogy walks and recalls follow the link, not the record)",
+                        value=r["o"],
+                    )
+                )
+        return tuple(found)
 
     def _domain_graphs(self) -> list[str]:
         skip = {audit.audit_graph(self.base), audit.provenance_graph(self.base), T.ONTOLOGY_GRAPH}

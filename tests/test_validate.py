@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pyoxigraph as ox
 import pytest
 
@@ -73,3 +76,28 @@ def test_demo_plant_conforms_in_both_engines(tmp_path) -> None:
         assert kg.validate(engine="compiled").conforms
         report = kg.validate(engine="pyshacl")
         assert report.conforms, report.text[:2000]
+
+
+def test_validate_reports_records_whose_link_is_missing(tmp_path) -> None:
+    """A consumption or shipment record without its direct link is invisible to walks and recalls: validate says so."""
+    from pharmakg.trace import recall_scope
+
+    with pharmakg.open(tmp_path / "store") as kg:
+        kg.load(MINI, reason="test")
+        kg.update(
+            f"DELETE WHERE {{ GRAPH ?g {{ <{kg.resolve('L-TAB-001')}> pkg:shippedIn ?s . ?b pkg:consumed <{kg.resolve('L-API-1')}> }} }}",
+            reason="links lost",
+        )
+        assert recall_scope(kg, lots=["L-API-1"]).finished_lots.empty  # the walk follows the missing link
+        for engine in ("compiled", "pyshacl"):
+            report = kg.validate(engine=engine)
+            assert not report.conforms
+            links = report.to_frame().query("constraint == 'link'")
+            assert sorted(links["path"]) == ["consumed", "shippedIn"], (engine, links)
+            assert links["value"].tolist() and all("is missing" in m for m in links["message"])
+    r = subprocess.run(
+        [sys.executable, "-m", "pharmakg", "--store", str(tmp_path / "store"), "validate"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0 and "shippedIn" in r.stdout + r.stderr

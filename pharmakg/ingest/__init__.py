@@ -28,11 +28,12 @@ from ..store.oxigraph import EmbeddedStore, canonical_ntriples
 from ..validate import ONTOLOGY_PATH, ValidationReport, check_triples
 from ._lookup import StoreLookup
 from ._nt import plain
+from ._spec import SHORTCUT_CHECKS, ShortcutCheck
 from .batchml import is_batchml, stage_xml
 from .bundle import MULTI_VALUED, stage_bundle
 from .rdf import RDF_SUFFIXES, stage_rdf
 
-__all__ = ["LoadReport", "load_path", "source_graph"]
+__all__ = ["SHORTCUT_CHECKS", "LoadReport", "ShortcutCheck", "load_path", "source_graph"]
 
 
 @dataclass(frozen=True)

@@ -423,3 +423,35 @@ TABLES: tuple[TableSpec, ...] = (
         entity=False,
     ),
 )
+
+
+@dataclass(frozen=True)
+class ShortcutCheck:
+    """Records of one class whose direct link (a table's ``shortcuts`` entry) is missing.
+
+    Ingest writes each link with its record (``pkg:consumed`` with a consumption
+    row, ``pkg:shippedIn`` with a shipment...), and walks and recalls follow the
+    links, not the records: a record whose link is missing (an update moved a
+    shipment to another lot, RDF loaded from elsewhere) is left out of every
+    genealogy without a word. ``validate`` runs these checks."""
+
+    record_class: str
+    predicate: str  # the link: subject -> object
+    subject: str  # record -> the link's subject
+    object: str | None  # record -> the link's object; None: the record itself
+
+    def sparql(self, limit: int) -> str:
+        """``?r`` the record, ``?s`` and ``?o`` the link it should have."""
+        obj = f"?r <{self.object}> ?o ." if self.object else "BIND(?r AS ?o)"
+        return (
+            f"SELECT ?r ?s ?o WHERE {{ ?r a <{self.record_class}> ; <{self.subject}> ?s . {obj} "
+            f"FILTER NOT EXISTS {{ ?s <{self.predicate}> ?o }} }} LIMIT {limit}"
+        )
+
+
+SHORTCUT_CHECKS = tuple(
+    ShortcutCheck(spec.rdf_class, link, spec.col(s).predicate or "", spec.col(o).predicate if o else None)
+    for spec in TABLES
+    if spec.rdf_class is not None
+    for link, s, o in spec.shortcuts
+)
