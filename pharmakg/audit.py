@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from . import terms as T
@@ -60,6 +61,11 @@ class SourceRecord:
     path: str
     sha256: str
     rows: int | None = None
+
+    @classmethod
+    def of_file(cls, path: str | Path, rows: int | None = None) -> SourceRecord:
+        """The record of a file as it is now on disk (its sha256 read from it)."""
+        return cls(str(path), file_sha256(str(path)), rows)
 
 
 @dataclass(frozen=True)

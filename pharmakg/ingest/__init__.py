@@ -194,9 +194,7 @@ def load_path(
         payload = _lines(other["s"] + " " + other["p"] + " " + other["o"] + " " + other["g"])
         if lookup.empty or not _has_ontology(store):
             payload += _ontology_nquads()
-        sources = tuple(
-            audit.SourceRecord(str(f), audit.file_sha256(str(f)), staged.rows.get(f.name)) for f in staged.files
-        )
+        sources = tuple(audit.SourceRecord.of_file(f, staged.rows.get(f.name)) for f in staged.files)
         record = audit.load_record(
             user=user,
             reason=reason,

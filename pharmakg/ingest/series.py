@@ -597,9 +597,9 @@ def load_series(
             _raise_for_violations(report, new)
         ntriples = _lines(new["s"] + " " + new["p"] + " " + new["o"])
         payload = b"" if _has_ontology(store) else _ontology_nquads()
-        sources = [audit.SourceRecord(str(path), audit.file_sha256(str(path)), pts.rows_read)]
+        sources = [audit.SourceRecord.of_file(path, pts.rows_read)]
         if isinstance(mapping, str | Path):
-            sources.append(audit.SourceRecord(str(mapping), audit.file_sha256(str(mapping)), len(rows)))
+            sources.append(audit.SourceRecord.of_file(mapping, len(rows)))
         record = audit.load_record(
             user=user,
             reason=reason,

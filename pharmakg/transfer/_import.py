@@ -358,7 +358,7 @@ def import_package(
         target_graph=vgraph,
         triples_added=added,
         digest=hashlib.sha256(nquads).hexdigest(),
-        sources=(audit.SourceRecord(str(path), audit.file_sha256(str(path))),),
+        sources=(audit.SourceRecord.of_file(path),),
     )
     if not replacing:  # pure addition: one bulk N-Quads transaction
         # the history is the bulk of it, as lines pyoxigraph serialised: checkpoint it from them, not by a read-back
