@@ -64,7 +64,7 @@ from pharmakg.demo import generate_bundle
 from pharmakg.demo._generate import MECHANISMS
 from pharmakg.kg import KnowledgeGraph
 from pharmakg.rootcause import Investigation, _Facts, _upstream, facts, investigate
-from pharmakg.rootcause._facts import _disk_folder
+from pharmakg.rootcause._keep import _disk_folder
 from pharmakg.twins import DEMO_SPECS, demo_twin, fit_twin
 
 TARGET_TOP1 = 0.80

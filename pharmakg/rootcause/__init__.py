@@ -78,7 +78,8 @@ import numpy as np
 import pandas as pd
 
 from ..store.base import sparql_string
-from ._facts import SHIFT_NS, _Facts, _upstream, facts
+from ._facts import SHIFT_NS, _Facts, _upstream
+from ._keep import facts
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph

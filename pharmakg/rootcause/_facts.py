@@ -15,25 +15,18 @@ investigations at 100 000 batches).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
-import shutil
-import tempfile
-import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-
-from .. import terms as T
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
@@ -62,6 +55,15 @@ class _Facts:
     deviations: pd.DataFrame  # iri, batch, equipment, attribute, opened, description
     operators: pd.DataFrame  # batch, person: who performed its recipe elements or took part in its events
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-attribute and per-batch lookups
+    #: (table, column) -> (codes, uniques) of a string column as Parquet kept it dictionary-encoded:
+    #: the grouping below then needs no hashing of its strings (seconds over the 1.7 M parameter actuals)
+    coded: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def _groups(self, table: str, column: str) -> _Groups:
+        return _Groups(getattr(self, table)[column], self.coded.get((table, column)))
+
+    def _lookup(self, table: str, key: str, value: str) -> _Lookup:
+        return _Lookup(self._groups(table, key), getattr(self, table)[value])
 
     # lookups every investigation walks, built once per set of facts
     @cached_property
@@ -73,12 +75,12 @@ class _Facts:
     @cached_property
     def producers(self) -> _Lookup:
         """lot -> the batches that produced it."""
-        return _Lookup(self.produced["lot"], self.produced["batch"])
+        return self._lookup("produced", "lot", "batch")
 
     @cached_property
     def inputs(self) -> _Lookup:
         """batch -> the lots it consumed."""
-        return _Lookup(self.consumed["batch"], self.consumed["lot"])
+        return self._lookup("consumed", "batch", "lot")
 
     @cached_property
     def children(self) -> dict[str, set[str]]:
@@ -104,17 +106,17 @@ class _Facts:
         """lot -> its (material, supplier) rows, in table order."""
         pairs = np.empty(len(self.lots), dtype=object)
         pairs[:] = list(zip(self.lots["material"], self.lots["supplier"], strict=True))
-        return _Lookup(self.lots["iri"], pd.Series(pairs, dtype=object))
+        return _Lookup(self._groups("lots", "iri"), pd.Series(pairs, dtype=object))
 
     @cached_property
     def equipment_of(self) -> _Lookup:
         """batch -> the equipment it ran on."""
-        return _Lookup(self.uses["batch"], self.uses["equipment"])
+        return self._lookup("uses", "batch", "equipment")
 
     @cached_property
     def operators_of(self) -> _Lookup:
         """batch -> the people who performed its recipe elements or took part in its events."""
-        return _Lookup(self.operators["batch"], self.operators["person"])
+        return self._lookup("operators", "batch", "person")
 
     @cached_property
     def operator_set(self) -> frozenset[str]:
@@ -148,7 +150,7 @@ class _Facts:
 
     @cached_property
     def _param_rows(self) -> _Groups:
-        return _Groups(self.pvalues["parameter"])
+        return self._groups("pvalues", "parameter")
 
     def param_history(self, parameter: str) -> tuple[np.ndarray, np.ndarray]:
         """(batches, values) of every recorded actual of ``parameter``, in table order."""
@@ -157,7 +159,7 @@ class _Facts:
 
     @cached_property
     def _pvalue_rows(self) -> _Groups:
-        return _Groups(self.pvalues["batch"])
+        return self._groups("pvalues", "batch")
 
     def params_of(self, batch: str) -> dict[str, float]:
         """parameter -> the batch's first recorded actual of it."""
@@ -293,8 +295,9 @@ class _Groups:
     ``pd.factorize`` and a stable argsort: a Python loop building a dict of lists
     over the 1.7 M parameter actuals of the 100 000-batch plant took seconds."""
 
-    def __init__(self, keys: pd.Series) -> None:
-        codes, uniques = pd.factorize(keys)  # a missing key is -1: sorted first, never looked up
+    def __init__(self, keys: pd.Series, coded: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        # a missing key is -1: sorted first, never looked up
+        codes, uniques = coded if coded is not None else pd.factorize(keys)
         self._code = dict(zip(uniques.tolist(), range(len(uniques)), strict=True))
         self._order = np.argsort(codes, kind="stable")
         self._bounds = np.searchsorted(codes[self._order], np.arange(len(uniques) + 1))
@@ -308,8 +311,8 @@ class _Groups:
 class _Lookup:
     """key -> the values of another column on the rows with that key (a read-only multimap)."""
 
-    def __init__(self, keys: pd.Series, values: pd.Series) -> None:
-        self._groups = _Groups(keys)
+    def __init__(self, groups: _Groups, values: pd.Series) -> None:
+        self._groups = groups
         self._values = values.to_numpy(dtype=object)
 
     def get(self, key: str, default: Any = ()) -> Any:
@@ -489,33 +492,18 @@ _IDS = (
 _LABELS = "SELECT ?x ?label WHERE { ?x a pkg:Supplier ; rdfs:label ?label }"
 
 
-def _table(kg: KnowledgeGraph, name: str) -> pd.DataFrame:
-    sparql, columns, convert, kind = _TABLES[name]
-    frame = _frame(kg, sparql, columns)
+def _table(kg: KnowledgeGraph, name: str, sparql: str | None = None) -> pd.DataFrame:
+    """Table ``name`` from the store; ``sparql`` in place of its own query (``_keep`` narrows it to some keys)."""
+    own, columns, convert, kind = _TABLES[name]
+    frame = _frame(kg, sparql or own, columns)
     return _num(frame, *convert) if kind == "num" else _time(frame, *convert) if kind == "time" else frame
 
 
-def facts(kg: KnowledgeGraph) -> _Facts:
-    """The plant-wide tables an investigation compares against (one set of queries per store revision).
+def _read(kg: KnowledgeGraph) -> _Facts:
+    """The tables, from the store.
 
     The queries run on a small thread pool: pyoxigraph releases the GIL while it
     evaluates and serialises, and a remote store answers requests in parallel."""
-    cache = kg.cache
-    if "rootcause.facts" in cache:
-        cached: _Facts = cache["rootcause.facts"]
-        return cached
-    folder = _disk_folder(kg)
-    f = _load(folder) if folder is not None else None
-    if f is None:
-        f = _read(kg)
-        if folder is not None:
-            _save(f, folder)
-    cache["rootcause.facts"] = f
-    return f
-
-
-def _read(kg: KnowledgeGraph) -> _Facts:
-    """The tables, from the store."""
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         ids_rows = pool.submit(kg.rows, _IDS)
         label_rows = pool.submit(kg.rows, _LABELS)
@@ -527,94 +515,6 @@ def _read(kg: KnowledgeGraph) -> _Facts:
         labels = {**ids, **{r["x"]: r["label"] for r in label_rows.result() if r.get("label")}}
         frames: dict[str, Any] = {n: t.result() for n, t in tables.items()}
         return _Facts(ids=ids, labels=labels, **frames)
-
-
-# -- kept on disk beside an embedded store, per state of the audit trail -----------------------
-#: the queries the tables come from: another version of them (another pharmakg) keeps its own folders
-FACTS_FORMAT = hashlib.sha256(repr((sorted(_TABLES.items()), _IDS, _LABELS)).encode()).hexdigest()[:8]
-_PREFIX = "rootcause-facts-"
-
-
-def _disk_folder(kg: KnowledgeGraph) -> Path | None:
-    """Where the tables of the store's current state are kept: ``<store>/cache/rootcause-facts-<format>-<state>``.
-
-    Every write through pharmakg moves an audit chain (record number and
-    hash), so a folder named after the heads of every chain in the store (one
-    per base IRI) holds the tables of exactly one state of the data; a new
-    process (a CLI call, another notebook) reads them in seconds instead of
-    querying the whole plant. None for a store in memory, a remote one, or
-    one with no audit trail yet."""
-    path = getattr(kg.store, "path", None)
-    if not isinstance(path, Path):
-        return None
-    heads: dict[str, tuple[int, str]] = {}
-    for r in kg.rows(f"SELECT ?g ?n ?h WHERE {{ GRAPH ?g {{ ?r <{T.recordNumber}> ?n ; <{T.recordHash}> ?h }} }}"):
-        n = int(r["n"])
-        if n > heads.get(r["g"], (0, ""))[0]:
-            heads[r["g"]] = (n, r["h"])
-    if not heads:
-        return None
-    state = hashlib.sha256(repr(sorted(heads.items())).encode()).hexdigest()[:16]
-    return path / "cache" / f"{_PREFIX}{FACTS_FORMAT}-{state}"
-
-
-def _objects(frame: pd.DataFrame) -> pd.DataFrame:
-    """Parquet's strings as the Python objects ``_frame`` makes (missing = None), so both give equal tables."""
-    for c in frame.columns:
-        if frame[c].dtype == "str":
-            values = frame[c].astype(object)
-            frame[c] = values.where(values.notna(), None)
-    return frame
-
-
-def _load(folder: Path) -> _Facts | None:
-    """The tables kept in ``folder``, or None when there are none (or they cannot be read)."""
-    if not (folder / "done").exists():
-        return None
-    try:
-        names = _objects(pd.read_parquet(folder / "ids.parquet"))
-        labels = _objects(pd.read_parquet(folder / "labels.parquet"))
-        frames: dict[str, Any] = {n: _objects(pd.read_parquet(folder / f"{n}.parquet")) for n in _TABLES}
-    except (OSError, ValueError) as exc:
-        log.warning("root-cause tables in %s could not be read (%s); reading them from the store", folder, exc)
-        return None
-    return _Facts(
-        ids=dict(zip(names["x"].tolist(), names["id"].tolist(), strict=True)),
-        labels=dict(zip(labels["x"].tolist(), labels["label"].tolist(), strict=True)),
-        **frames,
-    )
-
-
-def _save(f: _Facts, folder: Path) -> None:
-    """Keep the tables in ``folder`` (written beside it, then renamed into place); drop every other state.
-
-    Best effort: a store folder this process may not write to (another user's,
-    a read-only mount) just means the next process queries the tables again. A
-    store opened read-only still writes here: the folder is derived data, not
-    the store's."""
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.tmp-", dir=folder.parent))
-    except OSError as exc:
-        log.debug("root-cause tables not kept in %s: %s", folder, exc)
-        return
-    try:
-        pd.DataFrame({"x": list(f.ids), "id": list(f.ids.values())}).to_parquet(tmp / "ids.parquet")
-        pd.DataFrame({"x": list(f.labels), "label": list(f.labels.values())}).to_parquet(tmp / "labels.parquet")
-        for name in _TABLES:
-            getattr(f, name).to_parquet(tmp / f"{name}.parquet")
-        (tmp / "done").write_text("complete\n", encoding="utf-8")
-        os.rename(tmp, folder)
-    except OSError as exc:  # another process kept the same state first, or the disk is full
-        log.debug("root-cause tables not kept in %s: %s", folder, exc)
-        return
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
-    day_ago = time.time() - 86400
-    for old in folder.parent.glob(f"{_PREFIX}*"):
-        # other states go; a half-written folder only when a day old (another process may be writing it)
-        if old != folder and (".tmp-" not in old.name or old.stat().st_mtime < day_ago):
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _upstream(f: _Facts, batch: str) -> dict[str, int]:
