@@ -385,24 +385,40 @@ def holds_data(store: Store, graph: str) -> bool:
 def commit_update(store: Store, base: str, record: WriteRecord, sparql: str) -> WriteRecord:
     """Run ``sparql`` and its chained record in one transaction, then record what it changed.
 
-    The graphs it may touch are read before and after, so the effect record names
+    What the update may change is read before and after, so the effect record names
     every triple added and removed (inline up to INLINE_DELTA_BYTES) and checkpoints
-    the graphs' new states.
+    the graphs' new states. An update whose every template names its subject
+    (``INSERT DATA``, ``DELETE DATA``, ``DELETE WHERE { <s> ... }``, an edit of one
+    node's values) can only change the triples of those subjects: only those are
+    read, and each graph's new state is its recorded one plus the change (the
+    digest is a multiset hash). Anything else reads the graphs it may touch whole,
+    which takes minutes on a graph of millions of triples.
     """
-    graphs = touched_graphs(store, base, sparql)
-    if record.sources or record.action == "load":  # its PROV-O activity goes to the provenance graph
-        graphs = sorted(set(graphs) | {provenance_graph(base)})
-    before = {g: graph_lines(store, g) for g in graphs}
+    scope = None if record.sources or record.action == "load" else update_scope(sparql)
+    states = _recorded_states(store, base, scope) if scope is not None else None
+    if scope is None or states is None:
+        graphs = touched_graphs(store, base, sparql)
+        if record.sources or record.action == "load":  # its PROV-O activity goes to the provenance graph
+            graphs = sorted(set(graphs) | {provenance_graph(base)})
+        read: Callable[[], dict[str, set[bytes]]] = lambda: {g: graph_lines(store, g) for g in graphs}  # noqa: E731
+    else:
+        read = lambda: _scoped_lines(store, scope)  # noqa: E731
+    before = read()
     rec = numbered(store, base, record)
     store.update(sparql.rstrip().rstrip(";") + " ;\n" + record_insert(base, rec))
-    states, added, removed = [], [], []
-    for g in graphs:
-        now = graph_lines(store, g)
-        plus, minus = now - before[g], before[g] - now
+    now = read()
+    new_states, added, removed = [], [], []
+    for g in sorted(set(before) | set(now)):
+        plus, minus = now.get(g, set()) - before.get(g, set()), before.get(g, set()) - now.get(g, set())
         added += [f"{line.decode()} # <{g}>" for line in sorted(plus)]
         removed += [f"{line.decode()} # <{g}>" for line in sorted(minus)]
-        state = graph_state(store, g, now)
-        states.append(replace(state, added=len(plus), removed=len(minus)))
+        if states is None:
+            state = graph_state(store, g, now[g])
+        elif g in states:
+            state = _moved(states[g], plus, minus)
+        else:  # held data that no record describes: read it whole
+            state = graph_state(store, g)
+        new_states.append(replace(state, added=len(plus), removed=len(minus)))
     added_nt, removed_nt = "\n".join(added), "\n".join(removed)
     delta = hashlib.sha256(f"{added_nt}\n--\n{removed_nt}".encode()).hexdigest()
     if len(added_nt) + len(removed_nt) > INLINE_DELTA_BYTES:
@@ -419,12 +435,118 @@ def commit_update(store: Store, base: str, record: WriteRecord, sparql: str) -> 
             triples_removed=len(removed),
             digest=delta,
             about=rec.iri(base),
-            graphs=tuple(s for s in states if s.added or s.removed or s.triples),
+            graphs=tuple(s for s in new_states if s.added or s.removed or s.triples),
             added_nt=added_nt,
             removed_nt=removed_nt,
         ),
     )
     return replace(rec, triples_added=len(added), triples_removed=len(removed))
+
+
+#: (graph, subject, predicate) patterns an update's templates cover; graph None: any graph, predicate None: any
+Scope = tuple[tuple[str | None, str, str | None], ...]
+
+
+def update_scope(sparql: str) -> Scope | None:
+    """The (graph, subject, predicate) of every triple ``sparql`` may add or remove; None when a template's
+    subject is not named (a variable or a blank node), a template writes the default graph, or the update
+    is not a plain INSERT/DELETE (LOAD, CLEAR, DROP, ADD, MOVE, COPY, CREATE)."""
+    from rdflib import URIRef, Variable
+    from rdflib.plugins.sparql.algebra import translateUpdate
+    from rdflib.plugins.sparql.parser import parseUpdate
+    from rdflib.plugins.sparql.parserutils import CompValue
+
+    try:
+        update = translateUpdate(parseUpdate(sparql))
+    except Exception:  # the store's own parser gives the user's error; this is only a shortcut
+        return None
+    found: list[tuple[str | None, str, str | None]] = []
+    for op in update.algebra:
+        if op.name in ("InsertData", "DeleteData", "DeleteWhere"):
+            clauses = [op]
+        elif op.name == "Modify":
+            clauses = [c for c in (op.get("delete"), op.get("insert")) if isinstance(c, CompValue)]
+        else:
+            return None
+        for clause in clauses:
+            quads = dict(clause.get("quads") or {})
+            if clause.get("triples"):
+                with_graph = op.get("withClause") if op.name == "Modify" else None
+                if not isinstance(with_graph, URIRef):
+                    return None
+                quads.setdefault(with_graph, []).extend(clause["triples"])
+            for graph, triples in quads.items():
+                if not isinstance(graph, URIRef | Variable):
+                    return None
+                for s, p, _ in triples:
+                    if not isinstance(s, URIRef):
+                        return None
+                    found.append(
+                        (
+                            str(graph) if isinstance(graph, URIRef) else None,
+                            str(s),
+                            str(p) if isinstance(p, URIRef) else None,
+                        )
+                    )
+    return tuple(sorted(set(found), key=lambda t: (t[0] or "", t[1], t[2] or ""))) if found else None
+
+
+def _scoped_lines(store: Store, scope: Scope) -> dict[str, set[bytes]]:
+    """The triples within ``scope``, by graph, as N-Triples lines the way the store serialises them."""
+
+    def values(patterns: Iterable[tuple[str, str | None]]) -> str:
+        rows = " ".join(f"(<{s}> {f'<{p}>' if p else 'UNDEF'})" for s, p in sorted(set(patterns), key=str))
+        return f"VALUES (?s ?p) {{ {rows} }}"
+
+    by_graph: dict[str, list[tuple[str, str | None]]] = {}
+    anywhere = [(s, p) for g, s, p in scope if g is None]
+    if anywhere:
+        for r in _select(store, f"SELECT DISTINCT ?g WHERE {{ {values(anywhere)} GRAPH ?g {{ ?s ?p ?o }} }}"):
+            by_graph.setdefault(r["g"], []).extend(anywhere)
+    for g, s, p in scope:
+        if g is not None:
+            by_graph.setdefault(g, []).append((s, p))
+    out: dict[str, set[bytes]] = {}
+    for g, patterns in by_graph.items():
+        body = store.query(f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{g}> {{ {values(patterns)} ?s ?p ?o }} }}").body
+        out[g] = {line.strip() for line in body.splitlines() if line.strip()}
+    return out
+
+
+def _recorded_states(store: Store, base: str, scope: Scope) -> dict[str, GraphState] | None:
+    """The newest state this chain records for each graph ``scope`` may touch that holds data.
+
+    None when the store holds another chain (its writes would not show here) or a
+    graph with data has no recorded state: the caller then reads the graphs whole."""
+    chains = _select(store, f"SELECT DISTINCT ?a WHERE {{ GRAPH ?a {{ ?r <{T.recordNumber}> ?n }} }}")
+    if [r["a"] for r in chains] not in ([], [audit_graph(base)]):
+        return None
+    graphs = set(_scoped_lines(store, scope)) | {g for g, _, _ in scope if g is not None}
+    states: dict[str, GraphState] = {}
+    for g in sorted(graphs):
+        if not holds_data(store, g):
+            states[g] = GraphState(g, 0, f"{0:064x}")
+            continue
+        needle = json.dumps({"graph": g}, ensure_ascii=False, separators=(",", ":"))[1:-1]
+        rows = _select(
+            store,
+            f"SELECT ?n ?c WHERE {{ GRAPH <{audit_graph(base)}> {{ ?r <{T.recordNumber}> ?n ; <{T.recordContent}> ?c }} "
+            f"FILTER(CONTAINS(?c, {_lit(needle)})) }} ORDER BY DESC(?n)",
+        )
+        for r in rows:
+            recorded = [x for x in json.loads(r["c"]).get("graphs") or [] if x.get("graph") == g]
+            if recorded:
+                states[g] = GraphState(g, int(recorded[0]["triples"]), str(recorded[0]["digest"]))
+                break
+        else:
+            return None
+    return states
+
+
+def _moved(state: GraphState, plus: set[bytes], minus: set[bytes]) -> GraphState:
+    """``state`` after adding ``plus`` and removing ``minus`` (the multiset digest moves by their hashes)."""
+    total = int(state.digest, 16) + int(multiset_digest(plus), 16) - int(multiset_digest(minus), 16)
+    return GraphState(state.graph, state.triples + len(plus) - len(minus), f"{total % _MOD:064x}")
 
 
 def _write_chained(store: Store, base: str, record: WriteRecord) -> WriteRecord:

@@ -227,3 +227,94 @@ def test_a_signed_twin_validation_shows_on_its_card(keys, tmp_path) -> None:
     loaded = kg.twins.load("TW-DRY")
     assert len(loaded.meta.signatures) == 1 and loaded.meta.signatures[0].startswith("approved by Q. A. Lead at ")
     assert "e-signed: approved by Q. A. Lead" in card_text(loaded)
+
+
+# -- updates that name their subjects read only those -------------------------------------------
+def _effects(kg: pharmakg.KnowledgeGraph) -> list[dict]:
+    """The effect records, oldest first, without what differs between two runs (times, hashes, numbers)."""
+    import json
+
+    rows = kg.rows(
+        f"SELECT ?n ?c WHERE {{ GRAPH {AG} {{ ?r <{PKG}recordNumber> ?n ; <{PKG}recordContent> ?c ; "
+        f'<{PKG}action> "effect" }} }}'
+    )
+    out = []
+    for r in sorted(rows, key=lambda r: int(r["n"])):
+        c = json.loads(r["c"])
+        out.append({k: c[k] for k in ("added_nt", "removed_nt", "triples_added", "triples_removed", "graphs")})
+    return out
+
+
+def _edits(kg: pharmakg.KnowledgeGraph) -> list[str]:
+    lot = kg.rows("SELECT ?l WHERE { ?l a pkg:MaterialLot ; pkg:supplier ?s } ORDER BY ?l LIMIT 1")[0]["l"]
+    dev = kg.rows("SELECT ?d ?g WHERE { GRAPH ?g { ?d a pkg:Deviation } } ORDER BY ?d LIMIT 1")[0]
+    g, new = f"<{dev['g']}>", f"<{kg.base}graph/notes>"
+    return [
+        f'INSERT DATA {{ GRAPH {g} {{ <{dev["d"]}> pkg:rootCause "seal worn"@en ; pkg:score 1e6 }} }}',
+        f"DELETE {{ GRAPH {g} {{ <{dev['d']}> pkg:rootCause ?old }} }} INSERT {{ GRAPH {g} {{ <{dev['d']}> "
+        f'pkg:rootCause "seal worn, confirmed" }} }} WHERE {{ GRAPH {g} {{ <{dev["d"]}> pkg:rootCause ?old }} }}',
+        f"DELETE WHERE {{ GRAPH ?g {{ <{lot}> pkg:supplier ?s }} }}",
+        f'INSERT DATA {{ GRAPH {new} {{ <{lot}> rdfs:comment "a note in a new graph" }} }}',
+        f"DELETE DATA {{ GRAPH {g} {{ <{dev['d']}> pkg:score 1000000.0 }} }} ; "
+        f'INSERT DATA {{ GRAPH {new} {{ <{dev["d"]}> rdfs:comment "moved" }} }}',
+    ]
+
+
+def test_an_update_naming_its_subjects_reads_only_them_and_records_the_same_effect(tmp_path, monkeypatch) -> None:
+    """The effect records (triples added and removed, each graph's new count and digest) equal those of
+    reading every touched graph whole, and the trail verifies."""
+    stores = []
+    for name in ("scoped", "whole"):
+        kg = pharmakg.open(tmp_path / name)
+        build_demo(kg, batches=12, seed=2, out_dir=tmp_path / f"plant-{name}")
+        stores.append(kg)
+    scoped, whole = stores
+    reads: list[str] = []
+    real_lines = audit.graph_lines
+    monkeypatch.setattr(audit, "graph_lines", lambda store, g: reads.append(g) or real_lines(store, g))
+    for sparql in _edits(scoped):
+        scoped.update(sparql, reason="test")
+    assert reads == []  # no graph was read whole
+    monkeypatch.setattr(audit, "update_scope", lambda sparql: None)
+    for sparql in _edits(whole):
+        whole.update(sparql, reason="test")
+    assert reads  # the other path did read them
+    assert _effects(scoped) == _effects(whole)
+    assert [e["triples_added"] for e in _effects(scoped)] == [2, 1, 0, 1, 1]
+    monkeypatch.undo()
+    assert scoped.verify_audit().ok, scoped.verify_audit()
+    for kg in stores:
+        kg.close()
+
+
+def test_a_change_outside_the_audited_path_still_shows_after_a_scoped_update(plant) -> None:
+    """The scoped path moves the recorded state by the update's own change, so an earlier change made
+    behind the trail's back is not folded into the new checkpoint."""
+    lot, graph = (lambda r: (r["l"], r["g"]))(
+        plant.rows("SELECT ?l ?g WHERE { GRAPH ?g { ?l a pkg:MaterialLot } } ORDER BY ?l LIMIT 1")[0]
+    )
+    _raw(plant, f'INSERT DATA {{ GRAPH <{graph}> {{ <{lot}> <http://www.w3.org/2000/01/rdf-schema#comment> "behind the trail" }} }}')
+    plant.update(f'INSERT DATA {{ GRAPH <{graph}> {{ <{lot}> rdfs:comment "through the trail" }} }}', reason="test")
+    report = plant.verify_audit()
+    assert not report.ok and any(g == graph and "outside the audited path" in why for g, why in report.problems)
+
+
+@pytest.mark.parametrize(
+    "sparql,scope",
+    [
+        ("INSERT DATA { GRAPH <http://g> { <http://s> <http://p> 1 } }", (("http://g", "http://s", "http://p"),)),
+        ("DELETE WHERE { GRAPH ?g { <http://s> ?p ?o } }", ((None, "http://s", None),)),
+        (
+            "WITH <http://g> DELETE { <http://s> <http://p> ?o } WHERE { <http://s> <http://p> ?o }",
+            (("http://g", "http://s", "http://p"),),
+        ),
+        ("DELETE { GRAPH <http://g> { ?s <http://p> ?o } } WHERE { GRAPH <http://g> { ?s <http://p> ?o } }", None),
+        ("INSERT DATA { <http://s> <http://p> 1 }", None),  # the default graph
+        ("INSERT DATA { GRAPH <http://g> { _:b <http://p> 1 } }", None),
+        ("CLEAR GRAPH <http://g>", None),
+        ("LOAD <http://example.org/x.ttl> INTO GRAPH <http://g>", None),
+        ("not sparql", None),
+    ],
+)
+def test_update_scope(sparql: str, scope) -> None:
+    assert audit.update_scope(sparql) == scope
