@@ -4,6 +4,7 @@
     python benchmarks/rootcause.py --plants 5 --verbose     # fewer plants, print every miss
     python benchmarks/rootcause.py --first-seed 11 --plants 10 --batches 400
     python benchmarks/rootcause.py --store S --deviations 10   # runtime on a big on-disk plant
+    python benchmarks/rootcause.py --store S --after-writes 200 # what a write costs the next investigation
 
 Each plant is a demo bundle from ``generate_bundle`` with its own mix of
 injected mechanisms: plant ``seed`` gets all of ``MECHANISMS`` when
@@ -292,6 +293,68 @@ def runtime_on_store(path: str, n: int) -> None:
         kg.close()
 
 
+def after_writes_on_store(path: str, batches: int) -> None:
+    """What a write costs the next investigation, on a copy of an on-disk plant (the store is left alone).
+
+    The copy is a backup beside the store (hard links: instant, no space). In one
+    process, after the plant tables of the copy's state are at hand: (1) a root
+    cause accepted through the audited path, (2) a load of a ``batches``-batch
+    bundle of another plant (its own base IRI, so its ids do not collide). After
+    each write: the write itself, bringing the tables forward (``facts``), and the
+    next investigation. The baseline, in the same run: reading the tables from the
+    whole store, as every write required before."""
+    from pharmakg.rootcause import accept_cause
+    from pharmakg.rootcause._facts import _TABLES, _read
+
+    copy = Path(path).with_name(Path(path).name + ".after-writes")
+    shutil.rmtree(copy, ignore_errors=True)
+    with pharmakg.open(path, read_only=True) as source:
+        source.backup(copy)
+    if (Path(path) / "cache").exists():
+        shutil.copytree(Path(path) / "cache", copy / "cache")
+    kg = pharmakg.open(copy)
+    try:
+        t = time.perf_counter()
+        facts(kg)
+        print(f"plant tables for the copy's state                {time.perf_counter() - t:7.1f} s")
+        ids = [
+            r["id"]
+            for r in kg.rows("SELECT ?id WHERE { ?d a pkg:Deviation ; dcterms:identifier ?id } ORDER BY ?id LIMIT 200")
+        ]
+        inv = investigate(kg, ids[0], top=3)
+
+        def after(what: str, seconds: float, dev: str) -> None:
+            t = time.perf_counter()
+            facts(kg)
+            forward = time.perf_counter() - t
+            t = time.perf_counter()
+            investigate(kg, dev, top=3)
+            nxt = time.perf_counter() - t
+            print(
+                f"{what:<48} {seconds:7.2f} s; tables brought forward {forward:6.2f} s; next investigation {nxt:5.2f} s"
+            )
+
+        t = time.perf_counter()
+        accept_cause(kg, inv, inv.causes[0], reason="benchmark: accepted after review")
+        after(f"accept the top cause of {ids[0]}", time.perf_counter() - t, ids[40])
+        other = KnowledgeGraph(kg.store, base="https://example.org/bench-other/")
+        with tempfile.TemporaryDirectory() as work:
+            bundle = generate_bundle(Path(work) / "other", batches=batches, seed=99).bundle
+            t = time.perf_counter()
+            other.load(bundle, reason="benchmark: a day's bundle of another plant")
+            after(f"load a {batches}-batch bundle", time.perf_counter() - t, ids[80])
+        held = facts(kg)
+        t = time.perf_counter()
+        whole = _read(kg)
+        full = time.perf_counter() - t
+        print(f"baseline: tables read from the whole store        {full:7.1f} s")
+        same = len(held.ids) == len(whole.ids) and all(len(getattr(held, n)) == len(getattr(whole, n)) for n in _TABLES)
+        print(f"tables brought forward have the full read's row counts: {'yes' if same else 'NO'}")
+    finally:
+        kg.close()
+        shutil.rmtree(copy, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plants", type=int, default=30)
@@ -301,7 +364,13 @@ def main() -> None:
     ap.add_argument("--twins", action="store_true", help="fit and attach the demo's twins first (twin evidence)")
     ap.add_argument("--store", help="measure runtime on this on-disk plant instead (no accuracy figures)")
     ap.add_argument("--deviations", type=int, default=10, help="with --store: how many deviations to investigate")
+    ap.add_argument(
+        "--after-writes", type=int, metavar="BATCHES", help="with --store: the cost of writes to the next investigation"
+    )
     args = ap.parse_args()
+    if args.store and args.after_writes:
+        after_writes_on_store(args.store, args.after_writes)
+        return
     if args.store:
         runtime_on_store(args.store, args.deviations)
         return
