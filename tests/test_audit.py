@@ -296,7 +296,10 @@ def test_a_change_outside_the_audited_path_still_shows_after_a_scoped_update(pla
     lot, graph = (lambda r: (r["l"], r["g"]))(
         plant.rows("SELECT ?l ?g WHERE { GRAPH ?g { ?l a pkg:MaterialLot } } ORDER BY ?l LIMIT 1")[0]
     )
-    _raw(plant, f'INSERT DATA {{ GRAPH <{graph}> {{ <{lot}> <http://www.w3.org/2000/01/rdf-schema#comment> "behind the trail" }} }}')
+    _raw(
+        plant,
+        f'INSERT DATA {{ GRAPH <{graph}> {{ <{lot}> <http://www.w3.org/2000/01/rdf-schema#comment> "behind the trail" }} }}',
+    )
     plant.update(f'INSERT DATA {{ GRAPH <{graph}> {{ <{lot}> rdfs:comment "through the trail" }} }}', reason="test")
     report = plant.verify_audit()
     assert not report.ok and any(g == graph and "outside the audited path" in why for g, why in report.problems)
