@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pharmakg
+
 from .conftest import MINI
 
 
@@ -76,6 +78,10 @@ def test_export_backup_restore(tmp_path: Path) -> None:
     assert run("backup", str(tmp_path / "bk"), cwd=tmp_path).returncode == 0
     assert run("restore", str(tmp_path / "bk"), str(tmp_path / "restored"), cwd=tmp_path).returncode == 0
     r = run("export", "--store", str(tmp_path / "restored"), cwd=tmp_path)
+    assert sorted(r.stdout.splitlines()) == sorted(out.read_text().splitlines())
+    with pharmakg.open(tmp_path / "restored", read_only=True) as kg:  # a store another process may hold
+        kg.backup(tmp_path / "from-read-only")
+    r = run("export", "--store", str(tmp_path / "from-read-only"), cwd=tmp_path)
     assert sorted(r.stdout.splitlines()) == sorted(out.read_text().splitlines())
 
 

@@ -393,7 +393,8 @@ class EmbeddedStore:
         if target.exists():
             raise StoreError(f"backup target {target} already exists")
         target.mkdir(parents=True)
-        self._store.flush()
+        if not self.read_only:  # a read-only store has nothing to flush (and RocksDB refuses to)
+            self._store.flush()
         self._store.backup(str(target / "data-000001"))
         os.symlink("data-000001", target / "current")
         (target / MARKER).write_text(json.dumps({"format": FORMAT_VERSION}) + "\n")
