@@ -65,7 +65,7 @@ from pharmakg.demo import generate_bundle
 from pharmakg.demo._generate import MECHANISMS
 from pharmakg.kg import KnowledgeGraph
 from pharmakg.rootcause import Investigation, _Facts, _upstream, facts, investigate
-from pharmakg.rootcause._keep import _disk_folder
+from pharmakg.rootcause._keep import _disk_folder, finish_keeping
 from pharmakg.twins import DEMO_SPECS, demo_twin, fit_twin
 
 TARGET_TOP1 = 0.80
@@ -351,6 +351,7 @@ def after_writes_on_store(path: str, batches: int) -> None:
         same = len(held.ids) == len(whole.ids) and all(len(getattr(held, n)) == len(getattr(whole, n)) for n in _TABLES)
         print(f"tables brought forward have the full read's row counts: {'yes' if same else 'NO'}")
     finally:
+        finish_keeping()
         kg.close()
         shutil.rmtree(copy, ignore_errors=True)
 

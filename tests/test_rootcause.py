@@ -257,6 +257,7 @@ def test_plant_tables_are_kept_beside_the_store_per_state_of_the_audit_trail(tmp
 
     from pharmakg.rootcause import facts
     from pharmakg.rootcause._facts import _TABLES
+    from pharmakg.rootcause._keep import finish_keeping
 
     store = tmp_path / "store"
     with pharmakg.open(store) as kg:
@@ -264,6 +265,7 @@ def test_plant_tables_are_kept_beside_the_store_per_state_of_the_audit_trail(tmp
         fresh = facts(kg)
         dev = sorted(json.loads(built.plant.ground_truth.read_text())["deviations"])[0]
         ranking = [(c.id, round(c.score, 9)) for c in investigate(kg, dev).causes]
+    finish_keeping()  # the tables are written on a second thread
     kept = list((store / "cache").glob("rootcause-facts-*"))
     assert len(kept) == 1 and (kept[0] / "done").exists()
     with pharmakg.open(store, read_only=True) as again:
@@ -279,5 +281,6 @@ def test_plant_tables_are_kept_beside_the_store_per_state_of_the_audit_trail(tmp
             reason="test",
         )
         assert facts(kg).ids[person] == "Z. New"
+    finish_keeping()
     now = list((store / "cache").glob("rootcause-facts-*"))
     assert len(now) == 1 and now[0] != kept[0]

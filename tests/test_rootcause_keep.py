@@ -24,6 +24,7 @@ from pharmakg.demo import generate_bundle, split_bundle
 from pharmakg.kg import PREFIXES
 from pharmakg.rootcause import _facts, _keep, facts, investigate
 from pharmakg.rootcause._facts import _TABLES, _Facts
+from pharmakg.rootcause._keep import finish_keeping
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +102,14 @@ def test_updates_of_every_kind_are_brought_forward_exactly(plant, no_full_read) 
         f'INSERT DATA {{ GRAPH {g} {{ <{kg.base}batch/NEW-1> a pkg:Batch ; dcterms:identifier "NEW-1" ; '
         f'pkg:startTime "2031-01-02T03:04:05Z"^^xsd:dateTime ; pkg:consumed <{lot}> }} }}',
     ]
-    for sparql in writes:
+    before = facts(kg)
+    finish_keeping()
+    inode = (_keep._disk_folder(kg) / "pvalues.parquet").stat().st_ino
+    kg.update(writes[0], reason="test")  # touches no table: the same tables, lookups and files
+    assert facts(kg) is before
+    finish_keeping()
+    assert (_keep._disk_folder(kg) / "pvalues.parquet").stat().st_ino == inode  # linked, not rewritten
+    for sparql in writes[1:]:
         kg.update(sparql, reason="test")
         assert_same_facts(facts(kg), full(kg))
 
@@ -151,11 +159,13 @@ def test_a_new_process_brings_the_kept_tables_forward(tmp_path: Path, plant, no_
         f'INSERT DATA {{ GRAPH <{kg.base}graph/t> {{ <{kg.base}person/x> a pkg:Person ; dcterms:identifier "X" }} }}',
         reason="t",
     )
+    finish_keeping()  # the tables are written on a second thread
     kg.close()
     with pharmakg.open(path) as again:  # another knowledge graph: nothing held in this process for it
         got = facts(again)
         assert got.ids[f"{again.base}person/x"] == "X"
         assert_same_facts(got, full(again))
+        finish_keeping()
         kept = list((path / "cache").glob("rootcause-facts-*"))
         assert len(kept) == 1 and kept[0] == _keep._disk_folder(again)
 
@@ -181,6 +191,7 @@ def test_same_ranking_after_bringing_forward(plant) -> None:
     forward = [(c.id, round(c.score, 9)) for c in investigate(kg, dev).causes]
     kg.cache.clear()
     _keep._HELD.clear()
+    finish_keeping()
     for kept in (kg.store.path / "cache").glob("rootcause-facts-*"):
         import shutil
 

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..kg import KnowledgeGraph
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class _Facts:
     #: (table, column) -> (codes, uniques) of a string column as Parquet kept it dictionary-encoded:
     #: the grouping below then needs no hashing of its strings (seconds over the 1.7 M parameter actuals)
     coded: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    #: the folder beside the store these tables were read from or kept in (its files can be linked, not rewritten)
+    folder: Path | None = field(default=None, repr=False, compare=False)
 
     def _groups(self, table: str, column: str) -> _Groups:
         return _Groups(getattr(self, table)[column], self.coded.get((table, column)))

@@ -34,8 +34,10 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,16 +95,29 @@ def _current(kg: KnowledgeGraph, heads: Heads) -> _Facts:
         if loaded is not None:
             return loaded
     earlier = held if held is not None else _latest_kept(folder) if folder is not None else None
-    f = None
+    f, changed = None, set(_QUERIES)
     if heads and earlier is not None:
         delta = changes(kg, earlier[0], heads)
         if delta is not None:
-            f = advance(kg, earlier[1], delta)
+            f, changed = advance(kg, earlier[1], delta)
     if f is None:
         f = _read(kg)
     if folder is not None:
-        _save(f, folder, heads)
+        # on a second thread: the caller's investigation need not wait for the files (a process
+        # that ends first still waits for it, so the next process finds them)
+        saving = threading.Thread(target=_save, args=(f, folder, heads, set(_QUERIES) - changed), name="keep-facts")
+        saving.start()
+        _SAVING.append(saving)
     return f
+
+
+_SAVING: list[threading.Thread] = []
+
+
+def finish_keeping() -> None:
+    """Wait until the tables being kept on disk are written (tests, and callers about to remove the store)."""
+    while _SAVING:
+        _SAVING.pop().join()
 
 
 # -- what changed between two states ----------------------------------------------------------
@@ -211,10 +226,12 @@ def _touches(triple: tuple[str, str, str], names: frozenset[str]) -> bool:
     return p in names or (p == _TYPE and o in names)
 
 
-def advance(kg: KnowledgeGraph, f: _Facts, delta: Delta) -> _Facts:
-    """``f`` brought up to the state after ``delta``: the rows of every key the writes touched read again."""
+def advance(kg: KnowledgeGraph, f: _Facts, delta: Delta) -> tuple[_Facts, set[str]]:
+    """``f`` brought up to the state after ``delta`` (the rows of every key the writes touched read again),
+    and the names of the tables that changed. ``f`` itself when none did: its lookups stay built."""
     graphs = {g: _graph_terms(kg, g) for g in sorted(delta.graphs)}
     out: dict[str, Any] = {}
+    changed: set[str] = set()
     for name, sparql in _QUERIES.items():
         names = _mentioned(sparql)
         triples = [t for t in delta.triples if _touches(t, names)]
@@ -222,13 +239,17 @@ def advance(kg: KnowledgeGraph, f: _Facts, delta: Delta) -> _Facts:
         old = _old_table(f, name)
         if not triples and not touched:
             out[name] = old
-        elif name not in _KEYS:
+            continue
+        changed.add(name)
+        if name not in _KEYS:
             out[name] = _fresh_table(kg, name, sparql)
         else:
             out[name] = _rekeyed(kg, name, sparql, old, triples, touched)
+    if not changed:
+        return f, changed
     ids = _as_dict(out.pop("ids"), "x", "id")
     labels = ids | {x: label for x, label in _as_dict(out.pop("labels"), "x", "label").items() if label}
-    return _Facts(ids=ids, labels=labels, **out)
+    return _Facts(ids=ids, labels=labels, **out), changed
 
 
 def _graph_terms(kg: KnowledgeGraph, graph: str) -> tuple[set[str], set[str]]:
@@ -296,6 +317,14 @@ def _rekeyed(
     if fresh.empty:
         return kept.reset_index(drop=True)
     return pd.concat([kept, fresh], ignore_index=True)
+
+
+def _linked(source: Path, target: Path) -> bool:
+    try:
+        os.link(source, target)
+    except OSError:  # gone, or another file system
+        return False
+    return True
 
 
 def _as_dict(frame: pd.DataFrame, key: str, value: str) -> dict[str, str]:
@@ -384,11 +413,14 @@ def _load(folder: Path) -> _Facts | None:
         log.warning("root-cause tables in %s could not be read (%s); reading them from the store", folder, exc)
         return None
     ids = _as_dict(names, "x", "id")
-    return _Facts(ids=ids, labels=ids | _as_dict(labels, "x", "label"), coded=coded, **frames)
+    return _Facts(ids=ids, labels=ids | _as_dict(labels, "x", "label"), coded=coded, folder=folder, **frames)
 
 
-def _save(f: _Facts, folder: Path, heads: Heads) -> None:
+def _save(f: _Facts, folder: Path, heads: Heads, unchanged: Iterable[str] = ()) -> None:
     """Keep the tables in ``folder`` (written beside it, then renamed into place); drop every other state.
+
+    The ``unchanged`` tables are hard links to the files of the folder ``f`` came
+    from, when there is one (writing all the tables takes seconds at 100 000 batches).
 
     Best effort: a store folder this process may not write to (another user's,
     a read-only mount) just means the next process queries the tables again. A
@@ -401,14 +433,16 @@ def _save(f: _Facts, folder: Path, heads: Heads) -> None:
         log.debug("root-cause tables not kept in %s: %s", folder, exc)
         return
     try:
-        _old_table(f, "ids").to_parquet(tmp / "ids.parquet")
-        # only the labels that are not business ids (suppliers' names): ``_load`` lays them over the ids
-        _old_table(f, "labels").to_parquet(tmp / "labels.parquet")
-        for name in _TABLES:
-            getattr(f, name).to_parquet(tmp / f"{name}.parquet")
+        for name in _QUERIES:
+            target = tmp / f"{name}.parquet"
+            if name in set(unchanged) and f.folder is not None and _linked(f.folder / f"{name}.parquet", target):
+                continue
+            # (labels: only those that are not business ids, suppliers' names; ``_load`` lays them over the ids)
+            _old_table(f, name).to_parquet(target)
         (tmp / "heads.json").write_text(json.dumps(heads, sort_keys=True), encoding="utf-8")
         (tmp / "done").write_text("complete\n", encoding="utf-8")
         os.rename(tmp, folder)
+        f.folder = folder
     except OSError as exc:  # another process kept the same state first, or the disk is full
         log.debug("root-cause tables not kept in %s: %s", folder, exc)
         return
