@@ -76,8 +76,9 @@ def _one(kg: pharmakg.KnowledgeGraph, sparql: str) -> dict[str, str]:
     return rows[0]
 
 
-def test_updates_of_every_kind_are_brought_forward_exactly(plant, no_full_read) -> None:
+def test_updates_of_every_kind_are_brought_forward_exactly(plant, no_full_read, monkeypatch) -> None:
     kg, _ = plant
+    monkeypatch.setattr(_keep, "_CHUNK", 1)  # every key in a query of its own
     facts(kg)
     no_full_read()
     pv = _one(kg, "SELECT ?v ?b WHERE { ?v a pkg:ParameterValue ; pkg:batch ?b ; pkg:value ?x } LIMIT 1")
