@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import terms as T
+from .errors import QueryError
 from .store.base import Store
 
 __all__ = ["WriteRecord", "audit_graph", "current_user", "provenance_graph", "record_insert", "record_quads", "utc_now"]
@@ -324,10 +325,23 @@ def touched_graphs(store: Store, base: str, sparql: str) -> list[str]:
     """
     code = _LITERALS.sub('""', sparql)  # words inside strings (a reason, a label) are not syntax
     named = {g for g in _NAMED.findall(code) if g != audit_graph(base)}
+    shape = update_shape(sparql)
+    if shape is not None:  # graphs named by a prefixed name too (GRAPH ex:g), which the pattern above misses
+        named |= shape.graphs - {audit_graph(base)}
+        return sorted(set(data_graphs(store, base)) | named) if shape.any_graph else sorted(named)
     body = code.upper()
     if _ANY_GRAPH.search(code) or ("GRAPH" not in body and ("INSERT" in body or "DELETE" in body)):
         return sorted(set(data_graphs(store, base)) | named)
     return sorted(named)
+
+
+def writes_default_graph(sparql: str) -> bool:
+    """Whether an update may write the default graph, where no record could name what it changed."""
+    shape = update_shape(sparql)
+    if shape is not None:
+        return shape.default_graph
+    body = _LITERALS.sub('""', sparql).upper()
+    return ("INSERT" in body or "DELETE" in body) and "GRAPH" not in body and not re.search(r"\bWITH\b", body)
 
 
 def commit_add(
@@ -394,6 +408,12 @@ def commit_update(store: Store, base: str, record: WriteRecord, sparql: str) -> 
     digest is a multiset hash). Anything else reads the graphs it may touch whole,
     which takes minutes on a graph of millions of triples.
     """
+    if writes_default_graph(sparql):
+        raise QueryError(
+            "this update writes the default graph: pharmakg keeps every triple in a named graph (its source), "
+            "so that its audit record can name what changed; put the triples in GRAPH <...> { } or use WITH <...>",
+            query=sparql,
+        )
     scope = None if record.sources or record.action == "load" else update_scope(sparql)
     states = _recorded_states(store, base, scope) if scope is not None else None
     if scope is None or states is None:
@@ -402,7 +422,7 @@ def commit_update(store: Store, base: str, record: WriteRecord, sparql: str) -> 
             graphs = sorted(set(graphs) | {provenance_graph(base)})
         read: Callable[[], dict[str, set[bytes]]] = lambda: {g: graph_lines(store, g) for g in graphs}  # noqa: E731
     else:
-        read = lambda: _scoped_lines(store, scope)  # noqa: E731
+        read = lambda: {g: v for g, v in _scoped_lines(store, scope).items() if g != audit_graph(base)}  # noqa: E731
     before = read()
     rec = numbered(store, base, record)
     store.update(sparql.rstrip().rstrip(";") + " ;\n" + record_insert(base, rec))
@@ -447,10 +467,30 @@ def commit_update(store: Store, base: str, record: WriteRecord, sparql: str) -> 
 Scope = tuple[tuple[str | None, str, str | None], ...]
 
 
-def update_scope(sparql: str) -> Scope | None:
-    """The (graph, subject, predicate) of every triple ``sparql`` may add or remove; None when a template's
-    subject is not named (a variable or a blank node), a template writes the default graph, or the update
-    is not a plain INSERT/DELETE (LOAD, CLEAR, DROP, ADD, MOVE, COPY, CREATE)."""
+#: updates longer than this are not parsed for their shape: rdflib's translation grows with the
+#: square of the triples (5 s for 1 000); they take the path that reads the touched graphs whole
+PARSE_AT_MOST = 20_000
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]*$")
+
+
+@dataclass(frozen=True)
+class UpdateShape:
+    """What an INSERT/DELETE update's templates name (read off rdflib's parse)."""
+
+    scope: (
+        Scope | None
+    )  # (graph, subject, predicate) of every triple it may change, when each template names its subject
+    graphs: frozenset[str]  # the graphs the templates name
+    any_graph: bool  # a template's graph is a variable
+    default_graph: bool  # a template writes the default graph
+
+
+def update_shape(sparql: str) -> UpdateShape | None:
+    """The shape of a plain INSERT/DELETE update; None when it is not one (LOAD, CLEAR, DROP, ADD, MOVE,
+    COPY, CREATE), is longer than PARSE_AT_MOST, or rdflib reads it otherwise than an IRI-for-IRI match
+    with the store (a relative or escaped IRI): the caller then falls back to the lexical reading."""
+    if len(sparql) > PARSE_AT_MOST:
+        return None
     from rdflib import URIRef, Variable
     from rdflib.plugins.sparql.algebra import translateUpdate
     from rdflib.plugins.sparql.parser import parseUpdate
@@ -461,6 +501,8 @@ def update_scope(sparql: str) -> Scope | None:
     except Exception:  # the store's own parser gives the user's error; this is only a shortcut
         return None
     found: list[tuple[str | None, str, str | None]] = []
+    graphs: set[str] = set()
+    any_graph = default = unnamed = False
     for op in update.algebra:
         if op.name in ("InsertData", "DeleteData", "DeleteWhere"):
             clauses = [op]
@@ -473,22 +515,38 @@ def update_scope(sparql: str) -> Scope | None:
             if clause.get("triples"):
                 with_graph = op.get("withClause") if op.name == "Modify" else None
                 if not isinstance(with_graph, URIRef):
-                    return None
+                    default = True
+                    continue
                 quads.setdefault(with_graph, []).extend(clause["triples"])
             for graph, triples in quads.items():
-                if not isinstance(graph, URIRef | Variable):
+                if isinstance(graph, Variable):
+                    any_graph = True
+                elif isinstance(graph, URIRef) and _ABSOLUTE.match(graph):
+                    graphs.add(str(graph))
+                else:
                     return None
                 for s, p, _ in triples:
-                    if not isinstance(s, URIRef):
+                    if not (isinstance(s, URIRef) and _ABSOLUTE.match(s)):
+                        unnamed = True
+                        continue
+                    if isinstance(p, URIRef) and not _ABSOLUTE.match(p):
                         return None
-                    found.append(
-                        (
-                            str(graph) if isinstance(graph, URIRef) else None,
-                            str(s),
-                            str(p) if isinstance(p, URIRef) else None,
-                        )
-                    )
-    return tuple(sorted(set(found), key=lambda t: (t[0] or "", t[1], t[2] or ""))) if found else None
+                    g = str(graph) if isinstance(graph, URIRef) else None
+                    found.append((g, str(s), str(p) if isinstance(p, URIRef) else None))
+    scope = (
+        None
+        if unnamed or default or not found
+        else tuple(sorted(set(found), key=lambda t: (t[0] or "", t[1], t[2] or "")))
+    )
+    return UpdateShape(scope, frozenset(graphs), any_graph, default)
+
+
+def update_scope(sparql: str) -> Scope | None:
+    """The (graph, subject, predicate) of every triple ``sparql`` may add or remove; None when a template's
+    subject is not named (a variable or a blank node), a template writes the default graph, or the update
+    is not a plain INSERT/DELETE."""
+    shape = update_shape(sparql)
+    return shape.scope if shape is not None else None
 
 
 def _scoped_lines(store: Store, scope: Scope) -> dict[str, set[bytes]]:
@@ -521,7 +579,7 @@ def _recorded_states(store: Store, base: str, scope: Scope) -> dict[str, GraphSt
     chains = _select(store, f"SELECT DISTINCT ?a WHERE {{ GRAPH ?a {{ ?r <{T.recordNumber}> ?n }} }}")
     if [r["a"] for r in chains] not in ([], [audit_graph(base)]):
         return None
-    graphs = set(_scoped_lines(store, scope)) | {g for g, _, _ in scope if g is not None}
+    graphs = (set(_scoped_lines(store, scope)) | {g for g, _, _ in scope if g is not None}) - {audit_graph(base)}
     states: dict[str, GraphState] = {}
     for g in sorted(graphs):
         if not holds_data(store, g):

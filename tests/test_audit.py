@@ -320,7 +320,31 @@ def test_a_change_outside_the_audited_path_still_shows_after_a_scoped_update(pla
         ("CLEAR GRAPH <http://g>", None),
         ("LOAD <http://example.org/x.ttl> INTO GRAPH <http://g>", None),
         ("not sparql", None),
+        # IRIs rdflib reads otherwise than the store: left to the path that reads graphs whole
+        ("PREFIX e: <http://x/> INSERT DATA { GRAPH <http://g> { e:a\\-b <http://p> 1 } }", None),
+        ("BASE <urn:x:y> INSERT DATA { GRAPH <http://g> { <s> <http://p> 1 } }", None),
     ],
 )
 def test_update_scope(sparql: str, scope) -> None:
     assert audit.update_scope(sparql) == scope
+
+
+def test_an_update_of_the_default_graph_is_refused_and_changes_nothing(plant) -> None:
+    """No record could name what it changed there (every triple lives in the named graph of its source)."""
+    before = plant.store.dump(format="nq")
+    for sparql in ("INSERT DATA { <urn:a> <urn:b> <urn:c> }", "DELETE WHERE { ?s pkg:consumed ?o }"):
+        with pytest.raises(pharmakg.QueryError, match="default graph"):
+            plant.update(sparql, reason="test")
+    assert plant.store.dump(format="nq") == before
+
+
+def test_a_graph_named_by_a_prefixed_name_is_read_for_the_effect(plant) -> None:
+    graph = plant.rows("SELECT ?g WHERE { GRAPH ?g { ?b pkg:consumed ?l } } LIMIT 1")[0]["g"]
+    ns, local = graph.rsplit("/", 1)
+    removed = plant.update(
+        f"PREFIX gg: <{ns}/> DELETE {{ GRAPH gg:{local} {{ ?b pkg:consumed ?l }} }} "
+        f"WHERE {{ GRAPH gg:{local} {{ ?b pkg:consumed ?l }} }}",
+        reason="test",
+    ).triples_removed
+    assert removed > 0
+    assert plant.verify_audit().ok

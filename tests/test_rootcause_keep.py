@@ -86,6 +86,7 @@ def test_updates_of_every_kind_are_brought_forward_exactly(plant, no_full_read, 
     lot = _one(kg, "SELECT ?l WHERE { ?l a pkg:MaterialLot ; pkg:supplier ?s } LIMIT 1")["l"]
     dev = _one(kg, "SELECT ?d WHERE { ?d a pkg:Deviation } LIMIT 1")["d"]
     param = _one(kg, "SELECT ?p WHERE { ?p a pkg:ProcessParameter ; pkg:norHigh ?h } LIMIT 1")["p"]
+    supplier = _one(kg, "SELECT ?s WHERE { ?s a pkg:Supplier ; rdfs:label ?l } LIMIT 1")["s"]
     g = f"<{kg.base}graph/test>"
     writes = [
         # touches no table: kept as is
@@ -100,6 +101,14 @@ def test_updates_of_every_kind_are_brought_forward_exactly(plant, no_full_read, 
         f"DELETE {{ GRAPH ?g {{ <{param}> pkg:norHigh ?h }} }} INSERT {{ GRAPH {g} {{ <{param}> pkg:norHigh 1e6 }} }} "
         f"WHERE {{ GRAPH ?g {{ <{param}> pkg:norHigh ?h }} }}",
         f"DELETE WHERE {{ GRAPH ?g {{ <{dev}> a pkg:Deviation }} }}",
+        # a supplier's business id changes, its name does not (it is shown by name)
+        f"DELETE {{ GRAPH ?g {{ <{supplier}> dcterms:identifier ?i }} }} INSERT {{ GRAPH {g} {{ <{supplier}> "
+        f'dcterms:identifier "SUP-001" }} }} WHERE {{ GRAPH ?g {{ <{supplier}> dcterms:identifier ?i }} }}',
+        # a parameter actual whose batch is written as a literal (no SHACL on updates), then edited
+        f'INSERT DATA {{ GRAPH {g} {{ <{kg.base}pv/odd> a pkg:ParameterValue ; pkg:batch "B-0001" ; '
+        f"pkg:parameter <{param}> ; pkg:value 1 }} }}",
+        f"DELETE {{ GRAPH ?g {{ <{kg.base}pv/odd> pkg:value ?x }} }} INSERT {{ GRAPH {g} {{ <{kg.base}pv/odd> "
+        f"pkg:value 2 }} }} WHERE {{ GRAPH ?g {{ <{kg.base}pv/odd> pkg:value ?x }} }}",
         f'INSERT DATA {{ GRAPH {g} {{ <{kg.base}batch/NEW-1> a pkg:Batch ; dcterms:identifier "NEW-1" ; '
         f'pkg:startTime "2031-01-02T03:04:05Z"^^xsd:dateTime ; pkg:consumed <{lot}> }} }}',
     ]

@@ -62,6 +62,8 @@ class _Facts:
     coded: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     #: the folder beside the store these tables were read from or kept in (its files can be linked, not rewritten)
     folder: Path | None = field(default=None, repr=False, compare=False)
+    #: rdfs:label of the nodes shown by name (suppliers), as queried: ``labels`` lays them over ``ids``
+    named: dict[str, str] = field(default_factory=dict, repr=False)
 
     def _groups(self, table: str, column: str) -> _Groups:
         return _Groups(getattr(self, table)[column], self.coded.get((table, column)))
@@ -516,9 +518,9 @@ def _read(kg: KnowledgeGraph) -> _Facts:
         order += [n for n in _TABLES if n not in order]
         tables = {n: pool.submit(_table, kg, n) for n in order}
         ids = {r["x"]: r["id"] for r in ids_rows.result()}
-        labels = {**ids, **{r["x"]: r["label"] for r in label_rows.result() if r.get("label")}}
+        named = {r["x"]: r["label"] for r in label_rows.result() if r.get("label")}
         frames: dict[str, Any] = {n: t.result() for n, t in tables.items()}
-        return _Facts(ids=ids, labels=labels, **frames)
+        return _Facts(ids=ids, labels=ids | named, named=named, **frames)
 
 
 def _upstream(f: _Facts, batch: str) -> dict[str, int]:

@@ -95,17 +95,19 @@ def _current(kg: KnowledgeGraph, heads: Heads) -> _Facts:
         if loaded is not None:
             return loaded
     earlier = held if held is not None else _latest_kept(folder) if folder is not None else None
-    f, changed = None, set(_QUERIES)
+    f, changed, source = None, set(_QUERIES), None
     if heads and earlier is not None:
         delta = changes(kg, earlier[0], heads)
         if delta is not None:
             f, changed = advance(kg, earlier[1], delta)
+            source = earlier[1].folder
     if f is None:
         f = _read(kg)
     if folder is not None:
         # on a second thread: the caller's investigation need not wait for the files (a process
         # that ends first still waits for it, so the next process finds them)
-        saving = threading.Thread(target=_save, args=(f, folder, heads, set(_QUERIES) - changed), name="keep-facts")
+        unchanged = (source, set(_QUERIES) - changed)
+        saving = threading.Thread(target=_save, args=(f, folder, heads, unchanged), name="keep-facts")
         saving.start()
         _SAVING.append(saving)
     return f
@@ -204,6 +206,9 @@ _KEYS: dict[str, tuple[str, str | None]] = {
     "labels": ("x", None),
 }
 _QUERIES = {name: spec[0] for name, spec in _TABLES.items()} | {"ids": _IDS, "labels": _LABELS}
+#: table -> an ASK for what every one of its rows needs: false means the table is empty, without
+#: evaluating the query (operators: its joins through pkg:batch cost seconds even when nobody is named)
+_GUARDS = {"operators": f"ASK {{ ?x <{T.PKG}performedBy> ?p }}"}
 _PREFIXED = re.compile(r"\b(pkg|rdf|rdfs|dcterms|prov|skos|xsd):([A-Za-z_][\w-]*)")
 _NS = {"pkg": T.PKG, "rdf": T.RDF, "rdfs": T.RDFS, "dcterms": T.DCTERMS, "prov": T.PROV, "skos": T.SKOS, "xsd": T.XSD}
 
@@ -230,6 +235,7 @@ def advance(kg: KnowledgeGraph, f: _Facts, delta: Delta) -> tuple[_Facts, set[st
     """``f`` brought up to the state after ``delta`` (the rows of every key the writes touched read again),
     and the names of the tables that changed. ``f`` itself when none did: its lookups stay built."""
     graphs = {g: _graph_terms(kg, g) for g in sorted(delta.graphs)}
+    subjects: dict[str, set[str] | None] = {}  # a loaded graph's subjects, listed once (None: a blank node)
     out: dict[str, Any] = {}
     changed: set[str] = set()
     for name, sparql in _QUERIES.items():
@@ -241,15 +247,21 @@ def advance(kg: KnowledgeGraph, f: _Facts, delta: Delta) -> tuple[_Facts, set[st
             out[name] = old
             continue
         changed.add(name)
-        if name not in _KEYS:
+        for g in touched:
+            if g not in subjects:
+                subjects[g] = _terms(kg, f"SELECT DISTINCT ?k WHERE {{ GRAPH <{g}> {{ ?k ?p ?o }} }}")
+        reached = [subjects[g] for g in touched]
+        if name in _GUARDS and not kg.ask(_GUARDS[name]):
+            out[name] = old.iloc[0:0]  # none of what every row needs is in the store
+        elif name not in _KEYS or any(r is None for r in reached):
             out[name] = _fresh_table(kg, name, sparql)
         else:
-            out[name] = _rekeyed(kg, name, sparql, old, triples, touched)
+            out[name] = _rekeyed(kg, name, sparql, old, triples, set().union(*(r for r in reached if r)))
     if not changed:
         return f, changed
     ids = _as_dict(out.pop("ids"), "x", "id")
-    labels = ids | {x: label for x, label in _as_dict(out.pop("labels"), "x", "label").items() if label}
-    return _Facts(ids=ids, labels=labels, **out), changed
+    named = {x: label for x, label in _as_dict(out.pop("labels"), "x", "label").items() if label}
+    return _Facts(ids=ids, labels=ids | named, named=named, **out), changed
 
 
 def _graph_terms(kg: KnowledgeGraph, graph: str) -> tuple[set[str], set[str]]:
@@ -266,8 +278,7 @@ def _old_table(f: _Facts, name: str) -> pd.DataFrame:
     if name == "ids":
         return pd.DataFrame({"x": list(f.ids), "id": list(f.ids.values())}, dtype=object)
     if name == "labels":
-        shown = {x: label for x, label in f.labels.items() if f.ids.get(x) != label}
-        return pd.DataFrame({"x": list(shown), "label": list(shown.values())}, dtype=object)
+        return pd.DataFrame({"x": list(f.named), "label": list(f.named.values())}, dtype=object)
     frame: pd.DataFrame = getattr(f, name)
     return frame
 
@@ -288,26 +299,26 @@ def _rekeyed(
     sparql: str,
     old: pd.DataFrame,
     triples: list[tuple[str, str, str]],
-    graphs: list[str],
+    reached: set[str],
 ) -> pd.DataFrame:
     """``old`` with the rows of every key the writes touched replaced by what the store holds now.
 
-    The keys are listed first, then read with ``VALUES``: oxigraph evaluates a
-    narrowing subquery over a loaded graph after the table's own patterns, which
-    read the whole table (181 s for a day's 1 000 LIMS results at 100 000 batches)."""
+    ``reached`` are the subjects of the graphs loads filled (a load only adds, so only the
+    keys of those nodes can have rows that changed). The keys are listed first, then
+    read with ``VALUES``: oxigraph evaluated a narrowing subquery over a loaded graph
+    after the table's own patterns, which read the whole table (181 s for a day's
+    1 000 LIMS results at 100 000 batches)."""
     column, link = _KEYS[name]
-    subjects = {s for s, _, _ in triples}
+    subjects = {s for s, _, _ in triples} | reached
     if any(not s.startswith("<") for s in subjects):
         return _fresh_table(kg, name, sparql)  # a blank node cannot be named in a query: read it all
-    keys = set(subjects) if link is None else {o for _, p, o in triples if p == f"<{link}>"}
+    keys: set[str] | None = set(subjects) if link is None else {o for _, p, o in triples if p == f"<{link}>"}
     if link is not None:  # the nodes' keys now (their link may be untouched; a key they lost is in the triples)
         for chunk in _chunks(sorted(subjects)):
-            keys |= _terms(kg, f"SELECT DISTINCT ?k WHERE {{ VALUES ?s {{ {chunk} }} ?s <{link}> ?k }}")
-    for g in graphs:  # a load only adds: every key it reached, and only those, can have rows that changed
-        reach = f"GRAPH <{g}> {{ ?k ?p ?o }}" if link is None else f"GRAPH <{g}> {{ ?s ?p ?o }} ?s <{link}> ?k"
-        keys |= _terms(kg, f"SELECT DISTINCT ?k WHERE {{ {reach} }}")
-    if any(not k.startswith("<") for k in keys):
-        return _fresh_table(kg, name, sparql)
+            found = _terms(kg, f"SELECT DISTINCT ?k WHERE {{ VALUES ?s {{ {chunk} }} ?s <{link}> ?k }}")
+            keys = None if found is None or keys is None else keys | found
+    if keys is None or any(not k.startswith("<") for k in keys):
+        return _fresh_table(kg, name, sparql)  # a key that is a literal or a blank node: read it all
     if not keys:
         return old
     if len(keys) > len(old) // 4 + _CHUNK:  # most of the table: one full read is cheaper
@@ -323,8 +334,8 @@ def _rekeyed(
         for chunk in _chunks(sorted(keys))
     ]
     kept = old[~old[column].isin({k[1:-1] for k in keys})]
-    found = [f for f in fresh if not f.empty]
-    return pd.concat([kept, *found], ignore_index=True) if found else kept.reset_index(drop=True)
+    found_rows = [f for f in fresh if not f.empty]
+    return pd.concat([kept, *found_rows], ignore_index=True) if found_rows else kept.reset_index(drop=True)
 
 
 def _chunks(terms: list[str]) -> list[str]:
@@ -332,9 +343,12 @@ def _chunks(terms: list[str]) -> list[str]:
     return [" ".join(terms[i : i + _CHUNK]) for i in range(0, len(terms), _CHUNK)]
 
 
-def _terms(kg: KnowledgeGraph, sparql: str) -> set[str]:
-    """The values of ``?k`` as N-Triples terms (IRIs in brackets; blank nodes as they come)."""
-    return {r["k"] if r["k"].startswith("_:") else f"<{r['k']}>" for r in kg.rows(sparql) if "k" in r}
+def _terms(kg: KnowledgeGraph, sparql: str) -> set[str] | None:
+    """The values of ``?k`` as N-Triples IRIs; None if one is not an IRI (a literal, a blank node)."""
+    rows = kg.rows(sparql.replace("SELECT DISTINCT ?k WHERE {", "SELECT DISTINCT ?k (isIRI(?k) AS ?i) WHERE {", 1))
+    if any(r.get("i") != "true" for r in rows if "k" in r):
+        return None
+    return {f"<{r['k']}>" for r in rows if "k" in r}
 
 
 def _linked(source: Path, target: Path) -> bool:
@@ -351,7 +365,9 @@ def _as_dict(frame: pd.DataFrame, key: str, value: str) -> dict[str, str]:
 
 # -- kept on disk beside an embedded store, per state of the audit trail -----------------------
 #: the queries the tables come from: another version of them (another pharmakg) keeps its own folders
-FACTS_FORMAT = hashlib.sha256(repr((sorted(_TABLES.items()), _IDS, _LABELS)).encode()).hexdigest()[:8]
+FACTS_FORMAT = hashlib.sha256(repr((sorted(_TABLES.items()), _IDS, _LABELS, "labels as queried")).encode()).hexdigest()[
+    :8
+]
 _PREFIX = "rootcause-facts-"
 
 
@@ -369,6 +385,13 @@ def _disk_folder(kg: KnowledgeGraph, heads: Heads | None = None) -> Path | None:
     return path / "cache" / f"{_PREFIX}{FACTS_FORMAT}-{state}"
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile by another process
+        return 0.0
+
+
 def _latest_kept(folder: Path) -> tuple[Heads, _Facts] | None:
     """The most recent tables kept beside the store for another state, with that state."""
     candidates = [
@@ -376,7 +399,7 @@ def _latest_kept(folder: Path) -> tuple[Heads, _Facts] | None:
         for p in folder.parent.glob(f"{_PREFIX}{FACTS_FORMAT}-*")
         if ".tmp-" not in p.name and (p / "done").exists() and (p / "heads.json").exists()
     ]
-    for p in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+    for p in sorted(candidates, key=_mtime, reverse=True):
         try:
             heads = {g: (int(n), str(h)) for g, (n, h) in json.loads((p / "heads.json").read_text()).items()}
         except (OSError, ValueError) as exc:
@@ -430,15 +453,15 @@ def _load(folder: Path) -> _Facts | None:
     except (OSError, ValueError) as exc:
         log.warning("root-cause tables in %s could not be read (%s); reading them from the store", folder, exc)
         return None
-    ids = _as_dict(names, "x", "id")
-    return _Facts(ids=ids, labels=ids | _as_dict(labels, "x", "label"), coded=coded, folder=folder, **frames)
+    ids, named = _as_dict(names, "x", "id"), _as_dict(labels, "x", "label")
+    return _Facts(ids=ids, labels=ids | named, named=named, coded=coded, folder=folder, **frames)
 
 
-def _save(f: _Facts, folder: Path, heads: Heads, unchanged: Iterable[str] = ()) -> None:
+def _save(f: _Facts, folder: Path, heads: Heads, unchanged: tuple[Path | None, Iterable[str]] = (None, ())) -> None:
     """Keep the tables in ``folder`` (written beside it, then renamed into place); drop every other state.
 
-    The ``unchanged`` tables are hard links to the files of the folder ``f`` came
-    from, when there is one (writing all the tables takes seconds at 100 000 batches).
+    ``unchanged`` names a folder and the tables that are the same as its files: those
+    are hard links to them (writing all the tables takes seconds at 100 000 batches).
 
     Best effort: a store folder this process may not write to (another user's,
     a read-only mount) just means the next process queries the tables again. A
@@ -450,12 +473,12 @@ def _save(f: _Facts, folder: Path, heads: Heads, unchanged: Iterable[str] = ()) 
     except OSError as exc:
         log.debug("root-cause tables not kept in %s: %s", folder, exc)
         return
+    source, same = unchanged[0], set(unchanged[1])
     try:
         for name in _QUERIES:
             target = tmp / f"{name}.parquet"
-            if name in set(unchanged) and f.folder is not None and _linked(f.folder / f"{name}.parquet", target):
+            if name in same and source is not None and _linked(source / f"{name}.parquet", target):
                 continue
-            # (labels: only those that are not business ids, suppliers' names; ``_load`` lays them over the ids)
             _old_table(f, name).to_parquet(target)
         (tmp / "heads.json").write_text(json.dumps(heads, sort_keys=True), encoding="utf-8")
         (tmp / "done").write_text("complete\n", encoding="utf-8")
@@ -468,6 +491,12 @@ def _save(f: _Facts, folder: Path, heads: Heads, unchanged: Iterable[str] = ()) 
         shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
     day_ago = time.time() - 86400
     for old in folder.parent.glob(f"{_PREFIX}*"):
-        # other states go; a half-written folder only when a day old (another process may be writing it)
-        if old != folder and (".tmp-" not in old.name or old.stat().st_mtime < day_ago):
+        # other states of these queries go (another pharmakg keeps its own); a half-written folder of
+        # any only when a day old (another process may be writing it)
+        try:
+            if old == folder or (".tmp-" in old.name and old.stat().st_mtime >= day_ago):
+                continue
+        except OSError:  # removed meanwhile by another process
+            continue
+        if ".tmp-" in old.name or old.name.startswith(f"{_PREFIX}{FACTS_FORMAT}-"):
             shutil.rmtree(old, ignore_errors=True)
