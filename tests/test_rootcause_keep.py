@@ -8,6 +8,7 @@ and makes the full read fail where the tables must be brought forward instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,33 @@ def assert_same_facts(got: _Facts, want: _Facts) -> None:
         assert list(a.columns) == list(b.columns), name
         assert {c: str(t) for c, t in a.dtypes.items()} == {c: str(t) for c, t in b.dtypes.items()}, name
         pd.testing.assert_frame_equal(_canonical(a), _canonical(b), obj=name)
+
+
+def _lookups(f: _Facts) -> dict[str, object]:
+    """Every lookup ``_Facts`` builds, in a form that compares by value (building them all)."""
+    out: dict[str, object] = {}
+    for name in _facts._LOOKUP_TABLES:
+        value = getattr(f, name)
+        if isinstance(value, _facts._Lookup):
+            keys = sorted(value._groups._code)
+            value = {k: sorted(map(str, value.get(k))) for k in keys}
+        elif isinstance(value, _facts._Groups):
+            value = {k: len(value.rows(k)) for k in sorted(value._code)}
+        elif isinstance(value, pd.DataFrame | pd.Series):
+            value = _canonical(value.reset_index())
+            value = value.to_dict("list")
+        elif isinstance(value, dict):
+            value = {str(k): str(sorted(v)) if isinstance(v, set) else str(v) for k, v in value.items()}
+        elif isinstance(value, frozenset):
+            value = sorted(value)
+        out[name] = value
+    return out
+
+
+def test_every_lookup_names_the_tables_it_rests_on() -> None:
+    built = {n for n, v in vars(_Facts).items() if isinstance(v, functools.cached_property)}
+    assert built == set(_facts._LOOKUP_TABLES)
+    assert all(t <= set(_keep._QUERIES) for t in _facts._LOOKUP_TABLES.values())
 
 
 @pytest.fixture
@@ -119,9 +147,13 @@ def test_updates_of_every_kind_are_brought_forward_exactly(plant, no_full_read, 
     assert facts(kg) is before
     finish_keeping()
     assert (_keep._disk_folder(kg) / "pvalues.parquet").stat().st_ino == inode  # linked, not rewritten
+    _lookups(before)
     for sparql in writes[1:]:
         kg.update(sparql, reason="test")
-        assert_same_facts(facts(kg), full(kg))
+        forward = facts(kg)
+        assert_same_facts(forward, full(kg))
+        # lookups carried over from the tables before the write (those on unchanged tables) are right too
+        assert _lookups(forward) == _lookups(full(kg))
 
 
 def test_a_loaded_increment_is_brought_forward_exactly(plant, no_full_read) -> None:
@@ -261,6 +293,10 @@ def test_no_query_has_a_variable_predicate_and_keyed_ones_are_stars(name: str) -
         column, link = _keep._KEYS[name]
         subjects = {s for s, _, _ in patterns}
         assert len(subjects) == 1, f"{name}: not a star: {subjects}"
+        if name in _keep._CLASSES:  # the classes a load is filtered by are those the query requires
+            typed = {o for s, p, o in patterns if str(p) == str(T.type_) and s in subjects}
+            assert typed and all(isinstance(o, Variable) or str(o) in _keep._CLASSES[name] for o in typed), name
+            assert all(f"<{c}>" in _keep._mentioned(sparql) for c in _keep._CLASSES[name]), name
         if link is None:
             assert subjects == {Variable(column)}
         else:

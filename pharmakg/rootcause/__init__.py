@@ -144,7 +144,7 @@ class Cause:
 
     def sentence(self) -> str:
         """One line a QA reviewer can read: what, how strong, why."""
-        lines = "; ".join(e.text for e in sorted(self.evidence, key=lambda e: e.p)[:3])
+        lines = "; ".join(e.text for e in sorted(self.evidence, key=lambda e: (e.p, e.text))[:3])
         return f"{self.kind} {self.label}: {lines or 'no evidence'} (score {self.score:.1f}, p = {self.p:.1g})"
 
 

@@ -65,6 +65,12 @@ class _Facts:
     #: rdfs:label of the nodes shown by name (suppliers), as queried: ``labels`` lays them over ``ids``
     named: dict[str, str] = field(default_factory=dict, repr=False)
 
+    def carry_lookups(self, earlier: _Facts, unchanged: set[str]) -> None:
+        """Take over ``earlier``'s built lookups that rest only on ``unchanged`` tables (after a write)."""
+        for name, tables in _LOOKUP_TABLES.items():
+            if tables <= unchanged and name in earlier.__dict__:
+                self.__dict__[name] = earlier.__dict__[name]
+
     def _groups(self, table: str, column: str) -> _Groups:
         return _Groups(getattr(self, table)[column], self.coded.get((table, column)))
 
@@ -188,8 +194,12 @@ class _Facts:
 
     @cached_property
     def timed_events(self) -> pd.DataFrame:
-        """Equipment events with a time, renumbered."""
-        return self.events.dropna(subset=["time"]).reset_index(drop=True)
+        """Equipment events with a time, in time order (then by IRI), renumbered.
+
+        A fixed order, not the store's: tables brought forward list re-read rows last,
+        and which event an investigation shows first must not depend on that."""
+        timed = self.events.dropna(subset=["time"])
+        return timed.sort_values(["time", "iri"], kind="stable").reset_index(drop=True)
 
     @cached_property
     def _event_rows(self) -> _Groups:
@@ -271,6 +281,39 @@ class _Facts:
             self.memo[key] = frozenset(found)
         factors: frozenset[str] = self.memo[key]
         return factors
+
+
+#: each lookup ``_Facts`` builds -> the tables it rests on (the per-attribute and per-batch memo is
+#: not carried over: it mixes several)
+_LOOKUP_TABLES: dict[str, frozenset[str]] = {
+    name: frozenset(tables.split())
+    for name, tables in {
+        "batch_products": "produced lots",
+        "producers": "produced",
+        "inputs": "consumed",
+        "children": "equipment",
+        "parents": "equipment",
+        "by_id": "ids",
+        "lot_set": "lots",
+        "lot_rows": "lots",
+        "equipment_of": "uses",
+        "operators_of": "operators",
+        "operator_set": "operators",
+        "batch_table": "batches",
+        "start_series": "batches",
+        "start_of": "batches",
+        "end_of": "batches",
+        "start_hour": "batches",
+        "recorded_product": "batches",
+        "param_table": "params",
+        "attr_table": "attrs",
+        "_param_rows": "pvalues",
+        "_pvalue_rows": "pvalues",
+        "product_deviation_rate": "deviations produced lots",
+        "timed_events": "events",
+        "_event_rows": "events",
+    }.items()
+}
 
 
 def _frame(kg: KnowledgeGraph, sparql: str, columns: list[str]) -> pd.DataFrame:

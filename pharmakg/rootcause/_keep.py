@@ -206,6 +206,24 @@ _KEYS: dict[str, tuple[str, str | None]] = {
     "labels": ("x", None),
 }
 _QUERIES = {name: spec[0] for name, spec in _TABLES.items()} | {"ids": _IDS, "labels": _LABELS}
+#: keyed table -> the classes one of which its query requires of its subject: a load (which only
+#: adds) changes its rows only through nodes of those classes (a day's LIMS results share pkg:batch
+#: and pkg:value with the parameter actuals, but are no ParameterValue)
+_CLASSES: dict[str, frozenset[str]] = {
+    name: frozenset(T.PKG + c for c in classes.split())
+    for name, classes in {
+        "batches": "Batch",
+        "lots": "MaterialLot",
+        "pvalues": "ParameterValue",
+        "lotattr": "MaterialAttributeValue",
+        "results": "TestResult",
+        "events": "EquipmentEvent",
+        "deviations": "Deviation",
+        "labels": "Supplier",
+        "ids": "ProcessParameter QualityAttribute Batch MaterialLot Supplier Equipment Unit EquipmentModule "
+        "ControlModule EquipmentEvent Deviation Material Person",
+    }.items()
+}
 #: table -> an ASK for what every one of its rows needs: false means the table is empty, without
 #: evaluating the query (operators: its joins through pkg:batch cost seconds even when nobody is named)
 _GUARDS = {"operators": f"ASK {{ ?x <{T.PKG}performedBy> ?p }}"}
@@ -246,11 +264,16 @@ def advance(kg: KnowledgeGraph, f: _Facts, delta: Delta) -> tuple[_Facts, set[st
         if not triples and not touched:
             out[name] = old
             continue
-        changed.add(name)
         for g in touched:
             if g not in subjects:
                 subjects[g] = _terms(kg, f"SELECT DISTINCT ?k WHERE {{ GRAPH <{g}> {{ ?k ?p ?o }} }}")
         reached = [subjects[g] for g in touched]
+        if name in _CLASSES and reached and all(r is not None for r in reached):
+            reached = [_of_class(kg, set().union(*(r for r in reached if r)), _CLASSES[name])]
+            if not triples and not reached[0]:
+                out[name] = old
+                continue
+        changed.add(name)
         if name in _GUARDS and not kg.ask(_GUARDS[name]):
             out[name] = old.iloc[0:0]  # none of what every row needs is in the store
         elif name not in _KEYS or any(r is None for r in reached):
@@ -261,7 +284,9 @@ def advance(kg: KnowledgeGraph, f: _Facts, delta: Delta) -> tuple[_Facts, set[st
         return f, changed
     ids = _as_dict(out.pop("ids"), "x", "id")
     named = {x: label for x, label in _as_dict(out.pop("labels"), "x", "label").items() if label}
-    return _Facts(ids=ids, labels=ids | named, named=named, **out), changed
+    advanced = _Facts(ids=ids, labels=ids | named, named=named, **out)
+    advanced.carry_lookups(f, set(_QUERIES) - changed)
+    return advanced, changed
 
 
 def _graph_terms(kg: KnowledgeGraph, graph: str) -> tuple[set[str], set[str]]:
@@ -336,6 +361,18 @@ def _rekeyed(
     kept = old[~old[column].isin({k[1:-1] for k in keys})]
     found_rows = [f for f in fresh if not f.empty]
     return pd.concat([kept, *found_rows], ignore_index=True) if found_rows else kept.reset_index(drop=True)
+
+
+def _of_class(kg: KnowledgeGraph, nodes: set[str], classes: frozenset[str]) -> set[str]:
+    """The ``nodes`` (N-Triples IRIs) that have one of ``classes``."""
+    wanted = " ".join(f"<{c}>" for c in sorted(classes))
+    found: set[str] = set()
+    for chunk in _chunks(sorted(nodes)):
+        found |= (
+            _terms(kg, f"SELECT DISTINCT ?k WHERE {{ VALUES ?k {{ {chunk} }} VALUES ?c {{ {wanted} }} ?k a ?c }}")
+            or set()
+        )
+    return found
 
 
 def _chunks(terms: list[str]) -> list[str]:
