@@ -365,13 +365,12 @@ def _rekeyed(
 
 def _of_class(kg: KnowledgeGraph, nodes: set[str], classes: frozenset[str]) -> set[str]:
     """The ``nodes`` (N-Triples IRIs) that have one of ``classes``."""
-    wanted = " ".join(f"<{c}>" for c in sorted(classes))
+    wanted = ", ".join(f"<{c}>" for c in sorted(classes))
     found: set[str] = set()
     for chunk in _chunks(sorted(nodes)):
-        found |= (
-            _terms(kg, f"SELECT DISTINCT ?k WHERE {{ VALUES ?k {{ {chunk} }} VALUES ?c {{ {wanted} }} ?k a ?c }}")
-            or set()
-        )
+        # FILTER, not a second VALUES block: with two, oxigraph scanned every typed node (248 s at 100 000 batches)
+        query = f"SELECT DISTINCT ?k WHERE {{ VALUES ?k {{ {chunk} }} ?k a ?c FILTER(?c IN ({wanted})) }}"
+        found |= _terms(kg, query) or set()
     return found
 
 
