@@ -10,6 +10,7 @@ Hash-chaining and e-signatures build on these records (see docs/design.md).
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import json
@@ -485,6 +486,7 @@ class UpdateShape:
     default_graph: bool  # a template writes the default graph
 
 
+@functools.lru_cache(maxsize=16)  # one update asks three times (default graph, scope, graphs touched)
 def update_shape(sparql: str) -> UpdateShape | None:
     """The shape of a plain INSERT/DELETE update; None when it is not one (LOAD, CLEAR, DROP, ADD, MOVE,
     COPY, CREATE), is longer than PARSE_AT_MOST, or rdflib reads it otherwise than an IRI-for-IRI match

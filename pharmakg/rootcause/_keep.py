@@ -131,9 +131,8 @@ class Delta:
     graphs: set[str] = field(default_factory=set)
 
 
-_NO_DATA = frozenset(
-    {"sign", "checkpoint"}
-)  # records that change no data (a checkpoint's graphs are read via its load)
+#: records that change no data (a checkpoint's graphs are read through the load it is about)
+_NO_DATA = frozenset({"sign", "checkpoint"})
 
 
 def changes(kg: KnowledgeGraph, since: Heads, now: Heads) -> Delta | None:
