@@ -57,8 +57,8 @@ class _Facts:
     deviations: pd.DataFrame  # iri, batch, equipment, attribute, opened, description
     operators: pd.DataFrame  # batch, person: who performed its recipe elements or took part in its events
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-attribute and per-batch lookups
-    #: (table, column) -> (codes, uniques) of a string column as Parquet kept it dictionary-encoded:
-    #: the grouping below then needs no hashing of its strings (seconds over the 1.7 M parameter actuals)
+    #: (table, column) -> (codes, uniques) of a key column, factorised while the kept tables were read
+    #: as Arrow strings (``_keep._kept``): the grouping below then hashes no Python strings
     coded: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     #: the folder beside the store these tables were read from or kept in (its files can be linked, not rewritten)
     folder: Path | None = field(default=None, repr=False, compare=False)
