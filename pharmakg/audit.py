@@ -416,15 +416,20 @@ def commit_update(store: Store, base: str, record: WriteRecord, sparql: str) -> 
             query=sparql,
         )
     scope = None if record.sources or record.action == "load" else update_scope(sparql)
-    states = _recorded_states(store, base, scope) if scope is not None else None
+    states = None
+    if scope is not None:
+        read: Callable[[], dict[str, set[bytes]]] = lambda: {  # noqa: E731
+            g: v for g, v in _scoped_lines(store, scope).items() if g != audit_graph(base)
+        }
+        before = read()
+        named = {g for g, _, _ in scope if g is not None} - {audit_graph(base)}
+        states = _recorded_states(store, base, set(before) | named)
     if scope is None or states is None:
         graphs = touched_graphs(store, base, sparql)
         if record.sources or record.action == "load":  # its PROV-O activity goes to the provenance graph
             graphs = sorted(set(graphs) | {provenance_graph(base)})
-        read: Callable[[], dict[str, set[bytes]]] = lambda: {g: graph_lines(store, g) for g in graphs}  # noqa: E731
-    else:
-        read = lambda: {g: v for g, v in _scoped_lines(store, scope).items() if g != audit_graph(base)}  # noqa: E731
-    before = read()
+        read = lambda: {g: graph_lines(store, g) for g in graphs}  # noqa: E731
+        before = read()
     rec = numbered(store, base, record)
     store.update(sparql.rstrip().rstrip(";") + " ;\n" + record_insert(base, rec))
     now = read()
@@ -573,15 +578,14 @@ def _scoped_lines(store: Store, scope: Scope) -> dict[str, set[bytes]]:
     return out
 
 
-def _recorded_states(store: Store, base: str, scope: Scope) -> dict[str, GraphState] | None:
-    """The newest state this chain records for each graph ``scope`` may touch that holds data.
+def _recorded_states(store: Store, base: str, graphs: set[str]) -> dict[str, GraphState] | None:
+    """The newest state this chain records for each of ``graphs`` (those an update may touch).
 
     None when the store holds another chain (its writes would not show here) or a
     graph with data has no recorded state: the caller then reads the graphs whole."""
     chains = _select(store, f"SELECT DISTINCT ?a WHERE {{ GRAPH ?a {{ ?r <{T.recordNumber}> ?n }} }}")
     if [r["a"] for r in chains] not in ([], [audit_graph(base)]):
         return None
-    graphs = (set(_scoped_lines(store, scope)) | {g for g, _, _ in scope if g is not None}) - {audit_graph(base)}
     states: dict[str, GraphState] = {}
     for g in sorted(graphs):
         if not holds_data(store, g):
