@@ -475,7 +475,16 @@ Scope = tuple[tuple[str | None, str, str | None], ...]
 
 #: updates longer than this are not parsed for their shape: rdflib's translation grows with the
 #: square of the triples (5 s for 1 000); they take the path that reads the touched graphs whole
-PARSE_AT_MOST = 20_000
+PARSE_AT_MOST = 20_000  # characters outside string literals: rdflib's parser slows with the number of terms
+#: SPARQL string literals (long and short forms), which rdflib reads quickly at any length: a JSON
+#: snapshot or a long description must not push an update off the scoped path
+_STRINGS = re.compile(
+    r'"""(?:[^"\\]|\\.|"(?!""))*"""'
+    r"|'''(?:[^'\\]|\\.|'(?!''))*'''"
+    r'|"(?:[^"\\\n\r]|\\.)*"'
+    r"|'(?:[^'\\\n\r]|\\.)*'",
+    re.DOTALL,
+)
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]*$")
 
 
@@ -494,9 +503,9 @@ class UpdateShape:
 @functools.lru_cache(maxsize=16)  # one update asks three times (default graph, scope, graphs touched)
 def update_shape(sparql: str) -> UpdateShape | None:
     """The shape of a plain INSERT/DELETE update; None when it is not one (LOAD, CLEAR, DROP, ADD, MOVE,
-    COPY, CREATE), is longer than PARSE_AT_MOST, or rdflib reads it otherwise than an IRI-for-IRI match
+    COPY, CREATE), is longer than PARSE_AT_MOST outside its string literals, or rdflib reads it otherwise than an IRI-for-IRI match
     with the store (a relative or escaped IRI): the caller then falls back to the lexical reading."""
-    if len(sparql) > PARSE_AT_MOST:
+    if len(sparql) > PARSE_AT_MOST and len(_STRINGS.sub('""', sparql)) > PARSE_AT_MOST:
         return None
     from rdflib import URIRef, Variable
     from rdflib.plugins.sparql.algebra import translateUpdate
@@ -911,6 +920,10 @@ def record_life(store: Store, base: str, node: str) -> list[dict[str, str]]:
     return sorted(rows, key=lambda r: int(r["number"]))
 
 
+#: A value longer than this is shortened in a node's history (a JSON snapshot would drown the other changes).
+_SHOWN_AT_MOST = 300
+
+
 def _describe(node: str, removed: str, added: str) -> str:
     """'norLow: 57 -> 58' from an update's removed and added lines about ``node``."""
     import pyoxigraph as ox
@@ -927,6 +940,8 @@ def _describe(node: str, removed: str, added: str) -> str:
                 continue
             o = t.object
             shown = o.value if isinstance(o, ox.Literal | ox.NamedNode) else str(o)
+            if len(shown) > _SHOWN_AT_MOST:  # a JSON snapshot: the effect record keeps it whole
+                shown = f"{shown[: _SHOWN_AT_MOST // 2]}… ({len(shown)} characters)"
             out.setdefault(t.predicate.value.rsplit("#", 1)[-1].rsplit("/", 1)[-1], []).append(shown)
         return out
 

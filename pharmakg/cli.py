@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--accept", type=int, metavar="RANK", help="record the cause at this rank as the root cause (audited)"
     )
     p.add_argument("--reason", default="", help="--accept: why (required; recorded in the audit trail)")
+    p.add_argument(
+        "--capa", metavar="TEXT", help="--accept: the CAPA decided (text or CAPA record number); else the CAPA is kept"
+    )
     p.add_argument("--sign", metavar="KEYFILE", help="--accept: e-sign the recorded root cause with your private key")
     p.add_argument("--signer", metavar="NAME", help="--accept --sign: your full name")
 
@@ -504,9 +507,9 @@ def _run(args: argparse.Namespace) -> int:
         elif cmd == "rootcause":
             from .rootcause import investigate
 
+            if args.capa is not None and not args.accept:
+                raise ValueError("--capa is recorded with --accept RANK")
             found = investigate(kg, args.id, attribute=args.attribute, top=args.top, shifts=args.shifts)
-            if args.report:
-                Path(args.report).write_text(found.report_html(store=kg.store.location), encoding="utf-8")
             if args.accept:
                 from .rootcause import accept_cause
 
@@ -515,9 +518,21 @@ def _run(args: argparse.Namespace) -> int:
                 if not 1 <= args.accept <= len(found.causes):
                     raise ValueError(f"--accept takes a rank from 1 to {len(found.causes)}")
                 rec = accept_cause(
-                    kg, found, found.causes[args.accept - 1], reason=args.reason, key=args.sign, signer=args.signer
+                    kg,
+                    found,
+                    found.causes[args.accept - 1],
+                    reason=args.reason,
+                    capa=args.capa,
+                    key=args.sign,
+                    signer=args.signer,
                 )
                 print(f"root cause of {args.id} recorded (audit record {rec.number})", file=sys.stderr)
+            if args.report:
+                from .rootcause import outcome
+
+                recorded = outcome(kg, found.deviation) if found.deviation else None
+                page = found.report_html(store=kg.store.location, outcome=recorded)
+                Path(args.report).write_text(page, encoding="utf-8")
             frame = found.to_frame().drop(columns=["rank"])
             if not found.strong:
                 print(f"{args.id}: no strong candidate (best score below the threshold)", file=sys.stderr)

@@ -20,6 +20,7 @@ DCTERMS = "http://purl.org/dc/terms/"
 ONTOLOGY_GRAPH = "https://w3id.org/pharmakg/ontology"
 
 type_ = RDF + "type"
+JSON = RDF + "JSON"  # the datatype of a JSON literal (RDF 1.1 JSON-LD, rdf:JSON)
 label = RDFS + "label"
 comment = RDFS + "comment"
 subClassOf = RDFS + "subClassOf"
@@ -138,6 +139,7 @@ receivedDate = PKG + "receivedDate"
 recipe = PKG + "recipe"
 riskSeverity = PKG + "riskSeverity"
 rootCause = PKG + "rootCause"
+rootCauseEvidence = PKG + "rootCauseEvidence"
 sample = PKG + "sample"
 sequence = PKG + "sequence"
 shippedDate = PKG + "shippedDate"
@@ -272,6 +274,7 @@ ALL_TERMS: tuple[str, ...] = (
     recipe,
     riskSeverity,
     rootCause,
+    rootCauseEvidence,
     sample,
     sequence,
     shippedDate,

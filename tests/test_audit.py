@@ -323,7 +323,14 @@ def test_a_change_outside_the_audited_path_still_shows_after_a_scoped_update(pla
         # IRIs rdflib reads otherwise than the store: left to the path that reads graphs whole
         ("PREFIX e: <http://x/> INSERT DATA { GRAPH <http://g> { e:a\\-b <http://p> 1 } }", None),
         ("BASE <urn:x:y> INSERT DATA { GRAPH <http://g> { <s> <http://p> 1 } }", None),
+        # a long literal (a JSON snapshot) keeps the scoped path; as many characters of triples do not
+        (
+            'INSERT DATA { GRAPH <http://g> { <http://s> <http://p> "' + '\\"x\\" ' * 30_000 + '" } }',
+            (("http://g", "http://s", "http://p"),),
+        ),
+        ("INSERT DATA { GRAPH <http://g> { " + "<http://s> <http://p> 1 . " * 1_000 + "} }", None),
     ],
+    ids=lambda v: v[:60] + ("..." if len(v) > 60 else "") if isinstance(v, str) else None,
 )
 def test_update_scope(sparql: str, scope) -> None:
     assert audit.update_scope(sparql) == scope

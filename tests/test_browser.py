@@ -213,7 +213,9 @@ def test_root_cause_explorer_shows_evidence_and_records_a_cause(
         widget.locator("svg.pharmakg-path").wait_for(timeout=30_000)  # the explanation path, drawn
         assert widget.locator("svg.pharmakg-path rect").count() >= 2
         widget.locator("input[placeholder^='why this']").fill("INV-1 closed in the browser")
+        widget.locator("input[placeholder^='the CAPA']").fill("CAPA-7: revise the receipt test")
         widget.locator("button", has_text="Record as root cause").click()
         widget.locator(".pharmakg-recorded").wait_for(timeout=60_000)
-        assert "audit record" in widget.locator(".pharmakg-recorded").inner_text()
+        recorded = widget.locator(".pharmakg-recorded").inner_text()
+        assert "audit record" in recorded and "CAPA-7" in recorded
         widget.screenshot(path=str(ARTIFACTS / "rootcause_explorer-jupyterlab.png"))

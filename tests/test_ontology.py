@@ -32,7 +32,7 @@ PKG = Namespace("https://w3id.org/pharmakg/ontology#")
 PKGSH = Namespace("https://w3id.org/pharmakg/shapes#")
 PROV = Namespace("http://www.w3.org/ns/prov#")
 SOSA = Namespace("http://www.w3.org/ns/sosa/")
-PREFIXES = {"pkg": PKG, "prov": PROV, "sosa": SOSA, "xsd": XSD}
+PREFIXES = {"pkg": PKG, "prov": PROV, "sosa": SOSA, "xsd": XSD, "rdf": RDF}
 
 TTL_FILES = [ONTOLOGY, SHAPES, *ALIGNMENTS]
 
@@ -261,7 +261,7 @@ def test_property_kinds_domains_and_ranges(ontology: Graph, vocab) -> None:
         domain_text, _, range_text = row[1].partition("→")
         if "→" in range_text:  # pkg:partOf lists two domain/range pairs
             continue
-        datatypes = [_curie(tok) for tok in re.findall(r"xsd:\w+", range_text)]
+        datatypes = [_curie(tok) for tok in re.findall(r"(?:xsd|rdf):\w+", range_text)]
         for prop in _terms(row[0]):
             kind = OWL.DatatypeProperty if datatypes else OWL.ObjectProperty
             assert (prop, RDF.type, kind) in ontology, f"{prop} should be a {kind}"
@@ -552,7 +552,8 @@ dev:DEV-1 a pkg:Deviation ; dcterms:identifier "DEV-1" ; pkg:batch bat:B1 ;
     pkg:equipment eq:GRAN-01 ; pkg:attribute qa:DISSO ; pkg:category "process" ;
     pkg:deviationSeverity pkg:Minor ; pkg:opened "2026-02-01T09:00:00+01:00"^^xsd:dateTime ;
     pkg:closed "2026-02-10T12:00:00+01:00"^^xsd:dateTime ; pkg:description "Spray nozzle clogged" ;
-    pkg:rootCause "Binder viscosity" ; pkg:capa "CAPA-17: filter binder" .
+    pkg:rootCause "Binder viscosity" ; pkg:capa "CAPA-17: filter binder" ;
+    pkg:rootCauseEvidence "{\\"format\\": \\"pharmakg.rootcause-evidence/1\\"}"^^<http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON> .
 cus:Pharmadist a pkg:Customer ; dcterms:identifier "Pharmadist" .
 shp:SH-1 a pkg:Shipment ; dcterms:identifier "SH-1" ; pkg:lot lot:B1 ; pkg:customer cus:Pharmadist ;
     pkg:market "EU" ; pkg:quantity "30.0"^^xsd:double ; pkg:unit "kg" ;
@@ -606,6 +607,10 @@ BROKEN = {
     "deviation severity as lot status": (
         _set(EX["lot/API-L1-01"], PKG.lotStatus, PKG.Major),
         PKGSH["MaterialLot-lotStatus"],
+    ),
+    "root-cause evidence as plain text, not JSON": (
+        _set(EX["deviation/DEV-1"], PKG.rootCauseEvidence, Literal('{"format": "pharmakg.rootcause-evidence/1"}')),
+        PKGSH["Deviation-rootCauseEvidence"],
     ),
     "string where a number is required": (
         _set(EX["parametervalue/B1-SPRAY-1"], PKG.value, Literal("121.5")),

@@ -121,28 +121,130 @@ def test_same_ranking_on_a_remote_sparql_server(oxigraph_url: str, tmp_path: Pat
     assert ranked >= 3
 
 
-def test_report_and_accepting_a_cause_through_the_audited_path(plant, tmp_path) -> None:
-    from pharmakg import transfer
-    from pharmakg.rootcause import accept_cause
+def test_report_and_accepting_a_cause_through_the_audited_path(plant, tmp_path, monkeypatch) -> None:
+    from pharmakg import audit, transfer
+    from pharmakg.rootcause import SNAPSHOT_FORMAT, accept_cause, outcome
+    from pharmakg.rootcause._keep import chain_heads
 
     kg, truth, _ = plant
     dev, t = _first(truth, "granulation_water", "parameter")
     found = investigate(kg, dev, top=5)
     page = found.report_html(store=kg.store.location)
     assert dev in page and t["cause"]["id"] in page and "Path:" in page and "<script" not in page
+    assert "Outcome" not in page
     key, _ = transfer.generate_keypair(tmp_path / "qa.pem")
-    before = kg.query(f"SELECT ?rc WHERE {{ ?d dcterms:identifier '{dev}' ; pkg:rootCause ?rc }}")["rc"].tolist()
-    rec = accept_cause(kg, found, found.causes[0], reason="investigation DEV closed", key=str(key), signer="Q. A. Lead")
-    now = kg.query(f"SELECT ?rc WHERE {{ ?d dcterms:identifier '{dev}' ; pkg:rootCause ?rc }}")["rc"].tolist()
-    assert len(now) == 1 and now[0].startswith(f"parameter {t['cause']['id']}:")
+    before = outcome(kg, dev)
+    heads = chain_heads(kg)
+    best = found.causes[0]
+    capa = "CAPA-2026-031: tighten the granulation water PAR; retrain on SOP-GRAN-4"
+    sent: list[str] = []
+    update = kg.update
+    monkeypatch.setattr(kg, "update", lambda sparql, **kw: (sent.append(sparql), update(sparql, **kw))[1])
+    rec = accept_cause(kg, found, best, reason="investigation DEV closed", capa=capa, key=str(key), signer="Q. A. Lead")
+    # one update, whose every triple names the deviation: the audit reads only its triples, not whole graphs
+    assert len(sent) == 1 and {s for _, s, _ in audit.update_scope(sent[0]) or ()} == {kg.resolve(dev)}
+    now = outcome(kg, dev)
+    assert now.root_cause is not None and now.root_cause.startswith(f"parameter {t['cause']['id']}:")
+    assert now.capa == capa
+    kept = now.snapshot
+    assert kept is not None and kept["format"] == SNAPSHOT_FORMAT
+    assert (kept["deviation"], kept["batch"], kept["attribute"]) == (found.deviation, found.batch, found.attribute)
+    accepted = kept["accepted"]
+    assert (accepted["rank"], accepted["id"], accepted["kind"], accepted["iri"]) == (1, best.id, "parameter", best.iri)
+    assert accepted["score"] == pytest.approx(best.score) and accepted["sentence"] == best.sentence()
+    assert [(e["kind"], e["text"]) for e in accepted["evidence"]] == [(e.kind, e.text) for e in best.evidence]
+    assert [e["p"] for e in accepted["evidence"]] == pytest.approx([e.p for e in best.evidence])
+    assert [(s["from"], s["meaning"], s["to"]) for s in accepted["path"]] == best.path
+    assert accepted["path"][0]["from_id"] == dev and accepted["path"][-1]["to_id"] == best.id
+    assert [r["id"] for r in kept["ranking"]] == [c.id for c in found.causes]
+    assert (kept["capa"], kept["reason"], kept["accepted_by"]) == (capa, "investigation DEV closed", kg.user)
+    # the state the ranking was read at, which the audit trail can prove
+    assert {(h["chain"], h["record"], h["hash"]) for h in kept["investigated_at"]} == {
+        (g, n, h) for g, (n, h) in heads.items()
+    }
     life = kg.history(dev)
     last = life[life["number"] == rec.number].iloc[0]
     assert last["reason"] == "investigation DEV closed" and "root cause approved by Q. A. Lead" in last["signatures"]
-    if before:  # the earlier root cause stays in the history
-        assert before[0][:20] in last["change"]
+    if before.root_cause:  # the earlier root cause stays in the history
+        assert before.root_cause[:20] in last["change"]
     assert kg.verify_audit().ok
+    report = found.report_html(store=kg.store.location, outcome=now)
+    assert (
+        "Outcome" in report and "CAPA-2026-031" in report and "Q. A. Lead" not in report
+    )  # the signer is in the trail
+    assert kg.user in report and "investigation DEV closed" in report
+
+    # accepting another candidate later replaces cause and snapshot, keeps the CAPA, and the trail keeps both
+    second = found.causes[1]
+    accept_cause(kg, found, second.id, reason="re-opened: second review")
+    again = outcome(kg, dev)
+    assert again.capa == capa and again.snapshot is not None and again.snapshot["accepted"]["id"] == second.id
+    assert again.snapshot["accepted"]["rank"] == 2 and again.snapshot["capa"] is None
+    assert kg.ask(f"ASK {{ ?d dcterms:identifier '{dev}' ; pkg:rootCauseEvidence ?j FILTER(DATATYPE(?j) = rdf:JSON) }}")
+    assert len(kg.rows(f"SELECT ?j WHERE {{ ?d dcterms:identifier '{dev}' ; pkg:rootCauseEvidence ?j }}")) == 1
+    assert len(kg.history(dev)) == len(life) + 1
+
+
+def test_a_refused_acceptance_leaves_the_store_exactly_as_it_was(plant, tmp_path) -> None:
+    from pharmakg import transfer
+    from pharmakg.errors import SignatureError
+    from pharmakg.rootcause import accept_cause
+
+    kg, truth, _ = plant
+    dev, _ = _first(truth, "api_particle_size", "lot")
+    found = investigate(kg, dev, top=3)
+    key, _ = transfer.generate_keypair(tmp_path / "qa.pem")
+    (tmp_path / "broken.pem").write_text("not a key")
+    before = kg.store.dump(format="nq")
+    refusals: list[tuple[dict, type[Exception], str]] = [
+        ({"reason": "  "}, ValueError, "reason"),
+        ({"reason": "x", "capa": " "}, ValueError, "CAPA is empty"),
+        ({"reason": "x", "key": str(key)}, ValueError, "signer"),
+        ({"reason": "x", "key": str(tmp_path / "missing.pem"), "signer": "Q"}, SignatureError, "no such key file"),
+        ({"reason": "x", "key": str(tmp_path / "broken.pem"), "signer": "Q"}, SignatureError, "PEM"),
+    ]
+    for kwargs, error, words in refusals:
+        with pytest.raises(error, match=words):
+            accept_cause(kg, found, found.causes[0], **kwargs)
     with pytest.raises(KeyError):
         accept_cause(kg, found, "no-such-cause", reason="x")
+    with pytest.raises(ValueError, match="batch \\+ attribute"):
+        accept_cause(kg, investigate(kg, found.batch, attribute=found.attribute), found.causes[0], reason="x")
+    assert kg.store.dump(format="nq") == before
+
+
+def test_cli_accepts_a_cause_with_its_capa_and_writes_the_report(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pharmakg", "--store", str(store), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    made = cli("demo", "--batches", "60", "--seed", "2", "--reason", "test plant", "--out", str(tmp_path / "plant"))
+    assert made.returncode == 0, made.stderr
+    with pharmakg.open(store, read_only=True) as kg:
+        dev = kg.rows("SELECT ?id WHERE { ?d a pkg:Deviation ; dcterms:identifier ?id } ORDER BY ?id LIMIT 1")[0]["id"]
+        before = kg.store.dump(format="nq")
+    wrong = cli("rootcause", dev, "--capa", "CAPA-1")  # a CAPA is only recorded with the accepted cause
+    assert wrong.returncode == 1 and "--capa is recorded with --accept" in wrong.stderr
+    report = tmp_path / "inv.html"
+    done = cli(
+        "rootcause", dev, "--accept", "1", "--reason", "INV closed", "--capa", "CAPA-1 retrain", "--report", str(report)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "recorded" in done.stderr
+    page = report.read_text()
+    assert "Outcome" in page and "CAPA-1 retrain" in page and "INV closed" in page
+    with pharmakg.open(store, read_only=True) as kg:
+        assert kg.store.dump(format="nq") != before
+        assert kg.rows(f"SELECT ?c WHERE {{ ?d dcterms:identifier '{dev}' ; pkg:capa ?c }}") == [
+            {"c": "CAPA-1 retrain"}
+        ]
+        assert kg.validate(engine="compiled").conforms
 
 
 def test_deviations_raised_upstream_are_candidates_with_their_genealogy_path(plant) -> None:

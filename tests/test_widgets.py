@@ -65,7 +65,7 @@ def test_widgets_are_not_imported_by_pharmakg() -> None:
 
 def test_root_cause_explorer_state_follows_the_api(tmp_path: Path) -> None:
     from pharmakg.demo import build_demo
-    from pharmakg.rootcause import investigate
+    from pharmakg.rootcause import investigate, outcome
     from pharmakg.widgets import RootCauseExplorer
 
     kg = pharmakg.open(tmp_path / "store")
@@ -81,11 +81,14 @@ def test_root_cause_explorer_state_follows_the_api(tmp_path: Path) -> None:
     assert "reason is required" in explorer.status.value
     assert not kg.ask(f"ASK {{ ?d dcterms:identifier '{dev}' ; pkg:rootCause ?rc FILTER(CONTAINS(?rc, 'score')) }}")
     explorer.reason.value = "INV-7 closed"
+    explorer.capa.value = "CAPA-2026-017: retrain, revise SOP-GRAN-4"
     explorer.record()
-    assert "Recorded" in explorer.status.value
-    assert kg.ask(f"ASK {{ ?d dcterms:identifier '{dev}' ; pkg:rootCause ?rc FILTER(CONTAINS(?rc, 'score')) }}")
+    assert "Recorded" in explorer.status.value and "CAPA-2026-017" in explorer.status.value
+    recorded = outcome(kg, dev)
+    assert recorded.capa == "CAPA-2026-017: retrain, revise SOP-GRAN-4" and "score" in (recorded.root_cause or "")
+    assert recorded.snapshot is not None and recorded.snapshot["accepted"]["id"] == explorer.selected().id
     report = explorer.write_report(tmp_path)
-    assert report is not None and dev in report.read_text()
+    assert report is not None and dev in report.read_text() and "CAPA-2026-017" in report.read_text()
     assert kg.verify_audit().ok
 
 

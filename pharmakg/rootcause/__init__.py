@@ -77,9 +77,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from ..store.base import sparql_string
 from ._facts import SHIFT_NS, _Facts, _upstream
-from ._keep import facts
+from ._keep import Heads, facts
+from ._outcome import SNAPSHOT_FORMAT, Outcome, accept_cause, outcome
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
@@ -89,15 +89,18 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "NO_CANDIDATE_SCORE",
+    "SNAPSHOT_FORMAT",
     "UNLINKED_PRIOR",
     "Cause",
     "Evidence",
     "History",
     "Investigation",
+    "Outcome",
     "accept_cause",
     "cause_history",
     "deviations",
     "investigate",
+    "outcome",
 ]
 
 #: Best score under this: "no strong candidate" (no cause beats a 1-in-100 chance after weighting).
@@ -156,7 +159,8 @@ class Investigation:
     batch: str
     attribute: str | None
     causes: list[Cause]
-    graph: nx.DiGraph  # the knowledge and genealogy the explanations walk
+    graph: nx.DiGraph  # the knowledge and genealogy the explanations walk; nodes carry "label" (business id)
+    state: Heads = field(default_factory=dict)  # the audit trail's head records the tables were read at
 
     @property
     def strong(self) -> bool:
@@ -201,12 +205,14 @@ class Investigation:
             path.add_edge(a, b, meaning=meaning)
         return path
 
-    def report_html(self, *, store: str = "") -> str:
+    def report_html(self, *, store: str = "", outcome: Outcome | None = None) -> str:
         """A self-contained investigation report (no scripts, no external resources) to attach to the deviation.
 
         Every candidate with its score, combined p-value and prior, each piece of
         evidence with its own p-value, and the explanation path through the graph
-        from the deviation to the cause, each edge with its meaning.
+        from the deviation to the cause, each edge with its meaning. With the
+        deviation's recorded ``outcome`` (:func:`outcome`), the report opens with the
+        accepted root cause, its CAPA, who accepted it, when and why.
         """
         from datetime import UTC, datetime
 
@@ -234,6 +240,8 @@ class Investigation:
                 f"<ul>{evidence or '<li>no evidence</li>'}</ul><p><b>Path:</b> {path}</p>"
             )
         verdict = "" if self.strong else "<p><b>No strong candidate</b>: the best score is below the threshold.</p>"
+        if outcome is not None:
+            verdict = _outcome_html(outcome) + verdict
         when = datetime.now(UTC).isoformat(timespec="seconds")
         return (
             '<!doctype html><html><head><meta charset="utf-8">'
@@ -261,6 +269,27 @@ class Investigation:
             f"<p>{html.escape(head)}</p>{verdict}<table><tr><th>#</th><th>kind</th><th>id</th>"
             f"<th>score</th><th>why</th></tr>{rows}</table>"
         )
+
+
+def _outcome_html(found: Outcome) -> str:
+    """The recorded conclusion, as the report's first section."""
+    kept = found.snapshot or {}
+    accepted = kept.get("accepted") or {}
+    rows = [
+        ("Root cause", found.root_cause or "not recorded"),
+        ("CAPA", found.capa or "not recorded"),
+    ]
+    if kept:
+        rows += [
+            (
+                "Accepted",
+                f"candidate {accepted.get('rank')} of {kept.get('candidates')}, score {accepted.get('score')}",
+            ),
+            ("By", f"{kept.get('accepted_by')} at {kept.get('accepted_at')}"),
+            ("Why", str(kept.get("reason"))),
+        ]
+    cells = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<h2>Outcome</h2><table class='outcome'>{cells}</table><h2>Candidates</h2>"
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -778,12 +807,15 @@ def investigate(
     for c in ranked:
         for a, meaning, b in c.path:
             graph.add_edge(a, b, meaning=meaning)
+    for node, data in graph.nodes(data=True):
+        data["label"] = causes[node].id if node in causes else f.ids.get(node, node)
     return Investigation(
         deviation=f.ids.get(deviation, deviation) if deviation else None,
         batch=f.ids.get(batch, batch),
         attribute=f.ids.get(attr_iri, attr_iri) if attr_iri else None,
         causes=ranked[:top] if top else ranked,
         graph=graph,
+        state=kg.cache.get("rootcause.heads", {}),
     )
 
 
@@ -1114,44 +1146,3 @@ def deviations(kg: KnowledgeGraph) -> pd.DataFrame:
         if column not in frame:
             frame[column] = None
     return frame[["id", "product", "attribute", "opened", "description"]].drop_duplicates("id").reset_index(drop=True)
-
-
-def accept_cause(
-    kg: KnowledgeGraph,
-    found: Investigation,
-    cause: Cause | str,
-    *,
-    reason: str,
-    key: str | None = None,
-    signer: str | None = None,
-    meaning: str = "root cause approved",
-) -> Any:
-    """Record the cause the investigation accepted as the deviation's pkg:rootCause, through the audited path.
-
-    An earlier root cause is replaced, and stays in the audit trail's history
-    (``kg.history(deviation)``). With ``key`` and ``signer`` the change is e-signed.
-    Returns the update's audit record.
-    """
-    if found.deviation is None:
-        raise ValueError("only a deviation's investigation can record its root cause (this one is batch + attribute)")
-    chosen = cause if isinstance(cause, Cause) else next((c for c in found.causes if cause in (c.id, c.iri)), None)
-    if chosen is None:
-        raise KeyError(f"{cause!r} is not a candidate of this investigation")
-    dev = kg.resolve(found.deviation)
-    graphs = [r["g"] for r in kg.rows(f"SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ <{dev}> a pkg:Deviation }} }}")]
-    if not graphs:
-        raise KeyError(f"{found.deviation!r} is not a deviation in this graph")
-    text = sparql_string(f"{chosen.kind} {chosen.id}: {chosen.sentence()}")
-    record = kg.update(
-        " ;\n".join(
-            f"DELETE {{ GRAPH <{g}> {{ <{dev}> pkg:rootCause ?old }} }} WHERE {{ GRAPH <{g}> {{ <{dev}> pkg:rootCause ?old }} }}"
-            for g in graphs
-        )
-        + f" ;\nINSERT DATA {{ GRAPH <{graphs[0]}> {{ <{dev}> pkg:rootCause {text} }} }}",
-        reason=reason,
-    )
-    if key is not None:
-        if not signer:
-            raise ValueError("an e-signed root cause needs the signer's name")
-        kg.sign(record.number, key=key, signer=signer, meaning=meaning)
-    return record

@@ -72,6 +72,7 @@ def facts(kg: KnowledgeGraph) -> _Facts:
     if heads:
         _HELD[kg] = (heads, f)
     cache["rootcause.facts"] = f
+    cache["rootcause.heads"] = heads  # an investigation records the state it was made at
     return f
 
 

@@ -17,7 +17,16 @@ from urllib.parse import unquote
 import ipywidgets as w
 import pandas as pd
 
-from ..rootcause import Cause, History, Investigation, accept_cause, cause_history, deviations, investigate
+from ..rootcause import (
+    Cause,
+    History,
+    Investigation,
+    accept_cause,
+    cause_history,
+    deviations,
+    investigate,
+    outcome,
+)
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
@@ -168,6 +177,7 @@ class RootCauseExplorer(w.VBox):
         self.cause.add_class("pharmakg-cause-pick")
         self.detail = w.HTML()
         self.reason = w.Text(description="Reason", placeholder="why this is the root cause (required)")
+        self.capa = w.Text(description="CAPA", placeholder="the CAPA decided (optional: else the deviation's is kept)")
         self.key = w.Text(description="Key file", placeholder="your private key (PEM), to e-sign (optional)")
         self.signer = w.Text(description="Signer", placeholder="your full name (with a key)")
         self.accept = w.Button(description="Record as root cause", icon="check")
@@ -190,7 +200,8 @@ class RootCauseExplorer(w.VBox):
                 self.detail,
                 self.chart,
                 self.path,
-                w.HBox([self.reason, self.key, self.signer]),
+                w.HBox([self.reason, self.capa]),
+                w.HBox([self.key, self.signer]),
                 w.HBox([self.accept, self.report]),
                 self.status,
             ]
@@ -273,6 +284,7 @@ class RootCauseExplorer(w.VBox):
                 self.investigation,
                 c,
                 reason=self.reason.value,
+                capa=self.capa.value.strip() or None,
                 key=self.key.value.strip() or None,
                 signer=self.signer.value.strip() or None,
             )
@@ -280,17 +292,21 @@ class RootCauseExplorer(w.VBox):
             self.status.value = f"<p style='color:#cf222e'>{html.escape(str(exc))}</p>"
             return
         signed = " and e-signed" if self.key.value.strip() else ""
+        capa = f", with CAPA {html.escape(self.capa.value.strip())}" if self.capa.value.strip() else ""
         self.status.value = (
             f"<p class='pharmakg-recorded'>Recorded {html.escape(c.kind)} {html.escape(c.id)} as the root cause of "
-            f"{html.escape(str(self.investigation.deviation))}{signed} (audit record {rec.number}).</p>"
+            f"{html.escape(str(self.investigation.deviation))}{capa} and the evidence as shown{signed} "
+            f"(audit record {rec.number}).</p>"
         )
 
     def write_report(self, folder: str | Path = ".") -> Path | None:
         """Write the investigation report beside the notebook; returns its path."""
         if self.investigation is None:
             return None
-        name = f"rootcause-{self.investigation.deviation or self.investigation.batch}.html"
+        found = self.investigation
+        name = f"rootcause-{found.deviation or found.batch}.html"
         path = Path(folder) / name
-        path.write_text(self.investigation.report_html(store=self.kg.store.location), encoding="utf-8")
+        recorded = outcome(self.kg, found.deviation) if found.deviation else None
+        path.write_text(found.report_html(store=self.kg.store.location, outcome=recorded), encoding="utf-8")
         self.status.value = f"<p>Report written to {html.escape(str(path))}.</p>"
         return path
