@@ -313,9 +313,23 @@ _NAMED = re.compile(
 _ANY_GRAPH = re.compile(
     r"\bGRAPH\s*[?$]|\b(?:CLEAR|DROP|ADD|MOVE|COPY)\s+(?:SILENT\s+)?(?:ALL|NAMED|DEFAULT)\b|\bUSING\b|\bWITH\b", re.I
 )
-_LITERALS = re.compile(
-    r'"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\''
+#: Left to right, what is kept of an update (IRIs and comments, in which quotes are not strings) and
+#: its string literals. Unterminated strings run to the end (of the line, for short ones) and the
+#: loops are possessive, so every quote starts one match that always succeeds: linear in the text.
+_TOKENS = re.compile(
+    r"(?P<iri><[^<>\"{}|^`\\\s]*>)"
+    r"|(?P<comment>#[^\n\r]*)"
+    r'|"""(?:[^"\\]|\\.|"(?!""))*+(?:"""|\\?\Z)'
+    r"|'''(?:[^'\\]|\\.|'(?!''))*+(?:'''|\\?\Z)"
+    r'|"(?:[^"\\\n\r]|\\.)*+"?'
+    r"|'(?:[^'\\\n\r]|\\.)*+'?",
+    re.DOTALL,
 )
+
+
+def _without_strings(sparql: str) -> str:
+    """The update with every string literal emptied: words inside strings (a reason, a label) are not syntax."""
+    return _TOKENS.sub(lambda m: m.group(0) if m.lastgroup else '""', sparql)
 
 
 def touched_graphs(store: Store, base: str, sparql: str) -> list[str]:
@@ -324,7 +338,7 @@ def touched_graphs(store: Store, base: str, sparql: str) -> list[str]:
     An update without any GRAPH writes the default graph, which a union-default store
     shows through every query: it is checked like all the rest.
     """
-    code = _LITERALS.sub('""', sparql)  # words inside strings (a reason, a label) are not syntax
+    code = _without_strings(sparql)
     named = {g for g in _NAMED.findall(code) if g != audit_graph(base)}
     shape = update_shape(sparql)
     if shape is not None:  # graphs named by a prefixed name too (GRAPH ex:g), which the pattern above misses
@@ -341,7 +355,7 @@ def writes_default_graph(sparql: str) -> bool:
     shape = update_shape(sparql)
     if shape is not None:
         return shape.default_graph
-    body = _LITERALS.sub('""', sparql).upper()
+    body = _without_strings(sparql).upper()
     return ("INSERT" in body or "DELETE" in body) and "GRAPH" not in body and not re.search(r"\bWITH\b", body)
 
 
@@ -473,19 +487,12 @@ def commit_update(store: Store, base: str, record: WriteRecord, sparql: str) -> 
 Scope = tuple[tuple[str | None, str, str | None], ...]
 
 
-#: updates longer than this are not parsed for their shape: rdflib's translation grows with the
-#: square of the triples (5 s for 1 000); they take the path that reads the touched graphs whole
-PARSE_AT_MOST = 20_000  # characters outside string literals: rdflib's parser slows with the number of terms
-#: SPARQL string literals (long and short forms), which rdflib reads quickly at any length: a JSON
-#: snapshot or a long description must not push an update off the scoped path
-_STRINGS = re.compile(
-    r'"""(?:[^"\\]|\\.|"(?!""))*"""'
-    r"|'''(?:[^'\\]|\\.|'(?!''))*'''"
-    r'|"(?:[^"\\\n\r]|\\.)*"'
-    r"|'(?:[^'\\\n\r]|\\.)*'",
-    re.DOTALL,
-)
+#: updates longer than this outside their string literals are not parsed for their shape: rdflib's
+#: translation grows with the square of the triples (5 s for 1 000); they take the path that reads
+#: the touched graphs whole
+PARSE_AT_MOST = 20_000
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]*$")
+_CODEPOINT_ESCAPE = re.compile(r"\\[uU]")
 
 
 @dataclass(frozen=True)
@@ -503,10 +510,13 @@ class UpdateShape:
 @functools.lru_cache(maxsize=16)  # one update asks three times (default graph, scope, graphs touched)
 def update_shape(sparql: str) -> UpdateShape | None:
     """The shape of a plain INSERT/DELETE update; None when it is not one (LOAD, CLEAR, DROP, ADD, MOVE,
-    COPY, CREATE), is longer than PARSE_AT_MOST outside its string literals, or rdflib reads it otherwise than an IRI-for-IRI match
-    with the store (a relative or escaped IRI): the caller then falls back to the lexical reading."""
-    if len(sparql) > PARSE_AT_MOST and len(_STRINGS.sub('""', sparql)) > PARSE_AT_MOST:
-        return None
+    COPY, CREATE), is longer than PARSE_AT_MOST outside its string literals, or rdflib reads it otherwise
+    than an IRI-for-IRI match with the store (a relative or escaped IRI, a \\uXXXX escape): the caller then
+    falls back to the lexical reading."""
+    if len(sparql) > PARSE_AT_MOST and len(_without_strings(sparql)) > PARSE_AT_MOST:
+        return None  # string literals do not count: rdflib reads a long one (a JSON snapshot) quickly
+    if _CODEPOINT_ESCAPE.search(sparql):
+        return None  # rdflib expands \uXXXX before parsing, the store inside strings only: they can disagree
     from rdflib import URIRef, Variable
     from rdflib.plugins.sparql.algebra import translateUpdate
     from rdflib.plugins.sparql.parser import parseUpdate

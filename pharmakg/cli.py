@@ -510,6 +510,8 @@ def _run(args: argparse.Namespace) -> int:
             if args.capa is not None and not args.accept:
                 raise ValueError("--capa is recorded with --accept RANK")
             found = investigate(kg, args.id, attribute=args.attribute, top=args.top, shifts=args.shifts)
+            if args.report:  # first as investigated: a path that cannot be written fails before any write
+                Path(args.report).write_text(found.report_html(store=kg.store.location), encoding="utf-8")
             if args.accept:
                 from .rootcause import accept_cause
 
@@ -527,11 +529,10 @@ def _run(args: argparse.Namespace) -> int:
                     signer=args.signer,
                 )
                 print(f"root cause of {args.id} recorded (audit record {rec.number})", file=sys.stderr)
-            if args.report:
+            if args.report and found.deviation:  # then with the outcome recorded on the deviation
                 from .rootcause import outcome
 
-                recorded = outcome(kg, found.deviation) if found.deviation else None
-                page = found.report_html(store=kg.store.location, outcome=recorded)
+                page = found.report_html(store=kg.store.location, outcome=outcome(kg, found.deviation))
                 Path(args.report).write_text(page, encoding="utf-8")
             frame = found.to_frame().drop(columns=["rank"])
             if not found.strong:

@@ -101,6 +101,8 @@ def test_cli_json_contract(plant) -> None:
 
 
 def test_same_ranking_on_a_remote_sparql_server(oxigraph_url: str, tmp_path: Path) -> None:
+    from pharmakg.rootcause._keep import chain_heads
+
     """The analysis is SPARQL plus Python: an `oxigraph serve` store gives the same answers."""
     from pharmakg.demo import generate_bundle
 
@@ -116,6 +118,8 @@ def test_same_ranking_on_a_remote_sparql_server(oxigraph_url: str, tmp_path: Pat
     ranked = 0
     for dev in list(truth["deviations"])[:6]:
         here, there = investigate(local, dev, top=5), investigate(remote, dev, top=5)
+        # the audit state each ranking was read at (a remote store's kg.cache is a throwaway)
+        assert here.state == chain_heads(local) and there.state == chain_heads(remote) and there.state
         assert [(c.id, round(c.score, 6)) for c in here.causes] == [(c.id, round(c.score, 6)) for c in there.causes]
         ranked += bool(here.causes)
     assert ranked >= 3
@@ -157,6 +161,7 @@ def test_report_and_accepting_a_cause_through_the_audited_path(plant, tmp_path, 
     assert [(s["from"], s["meaning"], s["to"]) for s in accepted["path"]] == best.path
     assert accepted["path"][0]["from_id"] == dev and accepted["path"][-1]["to_id"] == best.id
     assert [r["id"] for r in kept["ranking"]] == [c.id for c in found.causes]
+    assert kept["candidates"] == found.considered >= len(found.causes)  # counted before top=5 cut the list
     assert (kept["capa"], kept["reason"], kept["accepted_by"]) == (capa, "investigation DEV closed", kg.user)
     # the state the ranking was read at, which the audit trail can prove
     assert {(h["chain"], h["record"], h["hash"]) for h in kept["investigated_at"]} == {
@@ -200,6 +205,8 @@ def test_a_refused_acceptance_leaves_the_store_exactly_as_it_was(plant, tmp_path
         ({"reason": "  "}, ValueError, "reason"),
         ({"reason": "x", "capa": " "}, ValueError, "CAPA is empty"),
         ({"reason": "x", "key": str(key)}, ValueError, "signer"),
+        ({"reason": "x", "key": str(key), "signer": "  "}, ValueError, "signer"),
+        ({"reason": "x", "key": str(key), "signer": "Q", "meaning": " "}, ValueError, "meaning"),
         ({"reason": "x", "key": str(tmp_path / "missing.pem"), "signer": "Q"}, SignatureError, "no such key file"),
         ({"reason": "x", "key": str(tmp_path / "broken.pem"), "signer": "Q"}, SignatureError, "PEM"),
     ]
@@ -214,6 +221,8 @@ def test_a_refused_acceptance_leaves_the_store_exactly_as_it_was(plant, tmp_path
 
 
 def test_cli_accepts_a_cause_with_its_capa_and_writes_the_report(tmp_path: Path) -> None:
+    from pharmakg.rootcause import outcome
+
     store = tmp_path / "store"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -231,6 +240,11 @@ def test_cli_accepts_a_cause_with_its_capa_and_writes_the_report(tmp_path: Path)
         before = kg.store.dump(format="nq")
     wrong = cli("rootcause", dev, "--capa", "CAPA-1")  # a CAPA is only recorded with the accepted cause
     assert wrong.returncode == 1 and "--capa is recorded with --accept" in wrong.stderr
+    nowhere = str(tmp_path / "no-such-folder" / "inv.html")  # the report fails before the acceptance is written
+    wrong = cli("rootcause", dev, "--accept", "1", "--reason", "INV closed", "--report", nowhere)
+    assert wrong.returncode == 1 and "no-such-folder" in wrong.stderr
+    with pharmakg.open(store, read_only=True) as kg:
+        assert kg.store.dump(format="nq") == before
     report = tmp_path / "inv.html"
     done = cli(
         "rootcause", dev, "--accept", "1", "--reason", "INV closed", "--capa", "CAPA-1 retrain", "--report", str(report)
@@ -245,6 +259,22 @@ def test_cli_accepts_a_cause_with_its_capa_and_writes_the_report(tmp_path: Path)
             {"c": "CAPA-1 retrain"}
         ]
         assert kg.validate(engine="compiled").conforms
+    # a snapshot this version cannot read is reported, and the report is still written
+    with pharmakg.open(store) as kg:
+        iri = kg.resolve(dev)
+        graph = kg.rows(f"SELECT ?g WHERE {{ GRAPH ?g {{ <{iri}> pkg:rootCauseEvidence ?j }} }}")[0]["g"]
+        kg.update(
+            f"DELETE {{ GRAPH <{graph}> {{ <{iri}> pkg:rootCauseEvidence ?j }} }} "
+            f"WHERE {{ GRAPH <{graph}> {{ <{iri}> pkg:rootCauseEvidence ?j }} }} ; "
+            f'INSERT DATA {{ GRAPH <{graph}> {{ <{iri}> pkg:rootCauseEvidence "{{not json"^^rdf:JSON }} }}',
+            reason="test: a damaged snapshot",
+        )
+        damaged = outcome(kg, dev)
+        assert damaged.snapshot is None and damaged.problem and "not JSON" in damaged.problem
+        assert damaged.capa == "CAPA-1 retrain"
+    again = cli("rootcause", dev, "--report", str(report))
+    assert again.returncode == 0, again.stderr
+    assert "not JSON" in report.read_text() and "CAPA-1 retrain" in report.read_text()
 
 
 def test_deviations_raised_upstream_are_candidates_with_their_genealogy_path(plant) -> None:

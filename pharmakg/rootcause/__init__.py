@@ -78,7 +78,7 @@ import numpy as np
 import pandas as pd
 
 from ._facts import SHIFT_NS, _Facts, _upstream
-from ._keep import Heads, facts
+from ._keep import Heads, facts, state_of
 from ._outcome import SNAPSHOT_FORMAT, Outcome, accept_cause, outcome
 
 if TYPE_CHECKING:
@@ -161,6 +161,7 @@ class Investigation:
     causes: list[Cause]
     graph: nx.DiGraph  # the knowledge and genealogy the explanations walk; nodes carry "label" (business id)
     state: Heads = field(default_factory=dict)  # the audit trail's head records the tables were read at
+    considered: int = 0  # candidates ranked before ``top`` cut the list
 
     @property
     def strong(self) -> bool:
@@ -279,6 +280,8 @@ def _outcome_html(found: Outcome) -> str:
         ("Root cause", found.root_cause or "not recorded"),
         ("CAPA", found.capa or "not recorded"),
     ]
+    if found.problem:
+        rows.append(("Evidence snapshot", found.problem))
     if kept:
         rows += [
             (
@@ -815,7 +818,8 @@ def investigate(
         attribute=f.ids.get(attr_iri, attr_iri) if attr_iri else None,
         causes=ranked[:top] if top else ranked,
         graph=graph,
-        state=kg.cache.get("rootcause.heads", {}),
+        state=state_of(kg, f),
+        considered=len(ranked),
     )
 
 

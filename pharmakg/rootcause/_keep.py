@@ -72,8 +72,15 @@ def facts(kg: KnowledgeGraph) -> _Facts:
     if heads:
         _HELD[kg] = (heads, f)
     cache["rootcause.facts"] = f
-    cache["rootcause.heads"] = heads  # an investigation records the state it was made at
     return f
+
+
+def state_of(kg: KnowledgeGraph, f: _Facts) -> Heads:
+    """The audit heads ``f`` was read at ({} when the store keeps no trail): an investigation records them.
+
+    Held per kg beside the tables, not in ``kg.cache``, which a remote store empties on every access."""
+    held = _HELD.get(kg)
+    return dict(held[0]) if held is not None and held[1] is f else {}
 
 
 def chain_heads(kg: KnowledgeGraph) -> Heads:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
 from .. import terms as T
 from ..store.base import sparql_string
 
@@ -36,9 +39,10 @@ class Outcome:
     """What a deviation's investigation concluded, as recorded on the deviation."""
 
     deviation: str  # business id
-    root_cause: str | None
+    root_cause: str | None  # several values (against the shapes) are joined with " | "
     capa: str | None
     snapshot: dict[str, Any] | None  # the parsed pkg:rootCauseEvidence, None when no cause was accepted here
+    problem: str | None = None  # why a recorded snapshot could not be read (not JSON, an unknown format)
 
 
 def _number(x: float) -> float | None:
@@ -56,10 +60,14 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, int):
         return value
-    if hasattr(value, "item"):  # numpy scalar
-        return _plain(value.item())
     if isinstance(value, float):
         return _number(value)
+    if isinstance(value, np.datetime64 | datetime):
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, np.ndarray | pd.Series):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):  # a numpy scalar: bool, integer or float
+        return _plain(value.item())
     return str(value)
 
 
@@ -101,9 +109,9 @@ def snapshot(
             {"rank": i, "id": c.id, "kind": c.kind, "score": _number(c.score), "p": _number(c.p)}
             for i, c in enumerate(found.causes[:RANKING_KEPT], 1)
         ],
-        "candidates": len(found.causes),
-        "strong": found.strong,
-        "capa": capa,
+        "candidates": max(found.considered, len(found.causes)),
+        "strong": bool(found.strong),
+        "capa": capa.strip() if capa is not None else None,
         "reason": reason,
         "accepted_by": user,
         "accepted_at": when,
@@ -141,9 +149,11 @@ def accept_cause(
     if key is not None:
         from ..signing import load_private_key
 
-        if not signer:
+        if not (signer and signer.strip()):
             raise ValueError("an e-signed root cause needs the signer's name")
-        load_private_key(key)  # an unreadable key must fail before the write, not after it
+        if not meaning.strip():
+            raise ValueError("an e-signature needs its meaning (such as 'root cause approved')")
+        load_private_key(key)  # everything the signature needs fails here, before the write, not after it
     chosen = (
         next((c for c in found.causes if c is cause), None)
         if not isinstance(cause, str)
@@ -176,22 +186,41 @@ def accept_cause(
         reason=reason,
     )
     if key is not None and signer:
-        kg.sign(record.number, key=key, signer=signer, meaning=meaning)
+        kg.sign(record.number, key=key, signer=signer.strip(), meaning=meaning.strip())
     return record
 
 
 def outcome(kg: KnowledgeGraph, deviation: str) -> Outcome:
-    """The root cause, CAPA and evidence snapshot recorded on a deviation (business id or IRI)."""
+    """The root cause, CAPA and evidence snapshot recorded on a deviation (business id or IRI).
+
+    A snapshot that cannot be read (not JSON, a format this version does not know) is
+    reported in ``problem`` rather than raised, so a report can still be written.
+    """
     dev = kg.resolve(deviation)
-    rows = kg.rows(
-        f"""SELECT ?id ?rc ?capa ?snap WHERE {{ <{dev}> a pkg:Deviation ; dcterms:identifier ?id .
-  OPTIONAL {{ <{dev}> pkg:rootCause ?rc }} OPTIONAL {{ <{dev}> pkg:capa ?capa }}
-  OPTIONAL {{ <{dev}> pkg:rootCauseEvidence ?snap }} }}"""
-    )
-    if not rows:
+    ids = kg.rows(f"SELECT ?id WHERE {{ <{dev}> a pkg:Deviation ; dcterms:identifier ?id }}")
+    if not ids:
         raise KeyError(f"{deviation!r} is not a deviation in this graph")
-    row = rows[0]
-    kept = json.loads(row["snap"]) if row.get("snap") else None
-    if kept is not None and kept.get("format") != SNAPSHOT_FORMAT:
-        raise ValueError(f"{deviation}: root-cause evidence in format {kept.get('format')!r}, not {SNAPSHOT_FORMAT}")
-    return Outcome(str(row["id"]), row.get("rc"), row.get("capa"), kept)
+    found: dict[str, list[str]] = {}
+    for r in kg.rows(
+        f"""SELECT DISTINCT ?p ?v WHERE {{ VALUES ?p {{ pkg:rootCause pkg:capa pkg:rootCauseEvidence }}
+  <{dev}> ?p ?v }} ORDER BY ?p ?v"""
+    ):
+        found.setdefault(r["p"], []).append(r["v"])
+    name = ids[0]["id"]
+    kept, problem = None, None
+    texts = found.get(T.rootCauseEvidence, [])
+    if texts:
+        try:
+            # several snapshots go against the shapes: the latest accepted one is the one in force
+            parsed = [json.loads(t) for t in texts]
+            kept = max(parsed, key=lambda k: str(k.get("accepted_at", "")) if isinstance(k, dict) else "")
+        except json.JSONDecodeError as exc:
+            problem = f"{name}: the root-cause evidence is not JSON ({exc})"
+        if kept is not None and (not isinstance(kept, dict) or kept.get("format") != SNAPSHOT_FORMAT):
+            fmt = kept.get("format") if isinstance(kept, dict) else type(kept).__name__
+            problem, kept = f"{name}: root-cause evidence in format {fmt!r}, not {SNAPSHOT_FORMAT}", None
+
+    def joined(prop: str) -> str | None:
+        return " | ".join(found[prop]) if prop in found else None
+
+    return Outcome(name, joined(T.rootCause), joined(T.capa), kept, problem)

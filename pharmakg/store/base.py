@@ -97,8 +97,14 @@ def as_nquads(ntriples: bytes, graph: str) -> bytes:
     )
 
 
-def sparql_string(text: str) -> str:
-    """A SPARQL string literal for any text (quotes, backslashes, controls and non-BMP characters)."""
-    import json
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
 
-    return json.dumps(text, ensure_ascii=False)
+
+def sparql_string(text: str) -> str:
+    """A SPARQL string literal for any text (quotes, backslashes, controls and non-BMP characters).
+
+    Only the four characters the grammar forbids raw are escaped (STRING_LITERAL_QUOTE);
+    other controls stay raw rather than ``\\uXXXX``, which SPARQL expands before parsing and
+    which rdflib and the store therefore read differently (the audit then cannot trust
+    rdflib's reading of the update, see ``audit.update_shape``)."""
+    return '"' + text.translate(_ESCAPES) + '"'
