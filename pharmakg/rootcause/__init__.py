@@ -283,11 +283,10 @@ def _outcome_html(found: Outcome) -> str:
     if found.problem:
         rows.append(("Evidence snapshot", found.problem))
     if kept:
+        score = accepted.get("score")
+        shown = f"{score:.2f}" if isinstance(score, int | float) else "not finite"
         rows += [
-            (
-                "Accepted",
-                f"candidate {accepted.get('rank')} of {kept.get('candidates')}, score {accepted.get('score')}",
-            ),
+            ("Accepted", f"candidate {accepted.get('rank')} of {kept.get('candidates')}, score {shown}"),
             ("By", f"{kept.get('accepted_by')} at {kept.get('accepted_at')}"),
             ("Why", str(kept.get("reason"))),
         ]

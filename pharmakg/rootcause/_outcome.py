@@ -46,7 +46,7 @@ class Outcome:
 
 
 def _number(x: float) -> float | None:
-    """JSON has no NaN or infinity; a p-value of 0 or an open limit becomes null rather than invalid JSON."""
+    """JSON has no NaN or infinity: an infinite score (p = 0) or an open limit becomes null, not invalid JSON."""
     return float(x) if math.isfinite(x) else None
 
 
