@@ -160,3 +160,35 @@ def test_a_read_only_opener_sees_each_commit_of_the_writer(tmp_path) -> None:
     assert reader.query(count)["n"][0] == 2 + BULK_THRESHOLD_BYTES // 30
     reader.close()
     writer.close()
+
+
+def test_a_reopen_that_meets_the_writer_mid_flush_is_tried_again(tmp_path, monkeypatch) -> None:
+    """RocksDB can fail to open a snapshot while the writer's compaction moves files: a passing fault."""
+    import pyoxigraph as ox
+
+    from pharmakg import errors
+    from pharmakg.store import oxigraph
+
+    writer = pharmakg.open(tmp_path / "store")
+    writer.update("INSERT DATA { GRAPH <urn:g> { <urn:a> <urn:p> 1 } }", reason="first")
+    reader = pharmakg.open(tmp_path / "store", read_only=True)
+    count = "SELECT (COUNT(*) AS ?n) WHERE { ?s <urn:p> ?o }"
+    assert reader.query(count)["n"][0] == 1
+    opened = ox.Store.read_only
+    faults = iter([OSError("IO error: No such file or directory: 000123.sst")] * 2)
+
+    def flaky(path: str) -> ox.Store:
+        fault = next(faults, None)
+        if fault is not None:
+            raise fault
+        return opened(path)
+
+    monkeypatch.setattr(oxigraph.ox.Store, "read_only", staticmethod(flaky))
+    writer.update("INSERT DATA { GRAPH <urn:g> { <urn:b> <urn:p> 2 } }", reason="second")
+    assert reader.query(count)["n"][0] == 2  # two failed opens, then the third
+    faults = iter([OSError("IO error: the disk is gone")] * oxigraph._REOPEN_TRIES)
+    writer.update("INSERT DATA { GRAPH <urn:g> { <urn:c> <urn:p> 3 } }", reason="third")
+    with pytest.raises(errors.NotAStoreError, match="the disk is gone"):  # a fault that lasts is still an error
+        reader.query(count)
+    reader.close()
+    writer.close()

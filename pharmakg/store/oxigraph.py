@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,6 +52,8 @@ REVISION_FILE = "revision"
 FORMAT_VERSION = 1
 #: N-Quads payloads above this size take the checkpoint + bulk_load path.
 BULK_THRESHOLD_BYTES = 8 * 1024 * 1024
+#: A read-only reopen that fails is tried this many times (0.05 s, 0.1 s, ... apart) before it is an error.
+_REOPEN_TRIES = 5
 
 _FORMATS = {
     "nq": ox.RdfFormat.N_QUADS,
@@ -195,7 +198,16 @@ class EmbeddedStore:
         stamp = self._stamp()
         if stamp == self._seen and not force:
             return False
-        self._store = self._open_disk(self.path)
+        for attempt in range(1, _REOPEN_TRIES + 1):
+            try:
+                self._store = self._open_disk(self.path)
+                break
+            except NotAStoreError:
+                # the writer's background flush or compaction can move a file while we open a
+                # snapshot (RocksDB "IO error"): it was a store a moment ago, so try again shortly
+                if attempt == _REOPEN_TRIES:
+                    raise
+                time.sleep(0.05 * attempt)
         self._seen = stamp
         self.revision = (self.revision or 0) + 1
         return True
