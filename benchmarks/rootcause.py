@@ -360,7 +360,9 @@ def after_writes_on_store(path: str, retests: int) -> None:
             )
 
         t = time.perf_counter()
-        accept_cause(kg, inv, inv.causes[0], reason="benchmark: accepted after review")
+        accept_cause(
+            kg, inv, inv.causes[0], reason="benchmark: accepted after review", capa="CAPA-BENCH: retrain, revise SOP"
+        )
         after(f"accept the top cause of {ids[0]}", time.perf_counter() - t, ids[len(ids) // 3])
         with tempfile.TemporaryDirectory() as work:
             rows = _retests(kg, retests)
