@@ -332,20 +332,36 @@ def _without_strings(sparql: str) -> str:
     return _TOKENS.sub(lambda m: m.group(0) if m.lastgroup else '""', sparql)
 
 
+def _keywords(sparql: str) -> str:
+    """Only the update's keywords, variables and punctuation: strings emptied, IRIs blanked, comments dropped."""
+    return _TOKENS.sub(lambda m: "<>" if m.lastgroup == "iri" else "" if m.lastgroup == "comment" else '""', sparql)
+
+
+#: a graph named by a prefixed name (``GRAPH ex:g``), which the lexical reading cannot resolve
+_PREFIXED_GRAPH = re.compile(r"\bGRAPH\s+(?![<?$])", re.I)
+
+
 def touched_graphs(store: Store, base: str, sparql: str) -> list[str]:
     """The graphs an update may change: those it names, or every data graph when it names them by variable.
 
     An update without any GRAPH writes the default graph, which a union-default store
-    shows through every query: it is checked like all the rest.
+    shows through every query: it is checked like all the rest. Without rdflib's reading
+    (``update_shape``) the lexical one errs on the side of more graphs: graph IRIs are
+    looked for in the raw text too (one named inside a string costs a read, never a miss).
     """
-    code = _without_strings(sparql)
-    named = {g for g in _NAMED.findall(code) if g != audit_graph(base)}
+    named = {g for g in _NAMED.findall(sparql) if g != audit_graph(base)}
     shape = update_shape(sparql)
     if shape is not None:  # graphs named by a prefixed name too (GRAPH ex:g), which the pattern above misses
         named |= shape.graphs - {audit_graph(base)}
         return sorted(set(data_graphs(store, base)) | named) if shape.any_graph else sorted(named)
-    body = code.upper()
-    if _ANY_GRAPH.search(code) or ("GRAPH" not in body and ("INSERT" in body or "DELETE" in body)):
+    code = _keywords(sparql)
+    writes = re.search(r"\b(?:INSERT|DELETE)\b", code, re.I) is not None
+    if (
+        _ANY_GRAPH.search(sparql)
+        or _ANY_GRAPH.search(code)
+        or _PREFIXED_GRAPH.search(code)
+        or (writes and not re.search(r"\bGRAPH\b", code, re.I))
+    ):
         return sorted(set(data_graphs(store, base)) | named)
     return sorted(named)
 
@@ -355,8 +371,12 @@ def writes_default_graph(sparql: str) -> bool:
     shape = update_shape(sparql)
     if shape is not None:
         return shape.default_graph
-    body = _without_strings(sparql).upper()
-    return ("INSERT" in body or "DELETE" in body) and "GRAPH" not in body and not re.search(r"\bWITH\b", body)
+    code = _keywords(sparql)
+    return (
+        re.search(r"\b(?:INSERT|DELETE)\b", code, re.I) is not None
+        and not re.search(r"\bGRAPH\b", code, re.I)
+        and not re.search(r"\bWITH\b", code, re.I)
+    )
 
 
 def commit_add(
@@ -492,7 +512,9 @@ Scope = tuple[tuple[str | None, str, str | None], ...]
 #: the touched graphs whole
 PARSE_AT_MOST = 20_000
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]*$")
-_CODEPOINT_ESCAPE = re.compile(r"\\[uU]")
+#: a \\uXXXX or \\UXXXXXXXX escape: an odd run of backslashes (an even one is escaped backslashes,
+#: which rdflib's expansion turns into another escape or a parse error, never a different structure)
+_CODEPOINT_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\[uU][0-9A-Fa-f]{4}")
 
 
 @dataclass(frozen=True)
@@ -940,7 +962,7 @@ def _describe(node: str, removed: str, added: str) -> str:
 
     def about(text: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for line in text.splitlines():
+        for line in text.split("\n"):  # not splitlines: U+2028 or U+0085 in a literal is data
             if not line.startswith(f"<{node}> "):
                 continue
             triple = line.rsplit(" # <", 1)[0]

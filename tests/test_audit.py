@@ -335,11 +335,47 @@ def test_a_change_outside_the_audited_path_still_shows_after_a_scoped_update(pla
             'INSERT DATA { GRAPH <http://g> { <http://s> <http://p> "\\u0022" . <http://t> <http://p> "\\u0022" } }',
             None,
         ),
+        # an escaped backslash before "u" is no escape: rdflib's reading is trusted
+        (
+            'INSERT DATA { GRAPH <http://g> { <http://s> <http://p> "C:\\\\users" } }',
+            (("http://g", "http://s", "http://p"),),
+        ),
     ],
     ids=lambda v: v[:60] + ("..." if len(v) > 60 else "") if isinstance(v, str) else None,
 )
 def test_update_scope(sparql: str, scope) -> None:
     assert audit.update_scope(sparql) == scope
+
+
+@pytest.mark.parametrize(
+    "sparql,default",
+    [
+        # rdflib's reading is not trusted (a \u escape): the lexical one must still see the default graph,
+        # and a "graph" inside an IRI or a comment is no GRAPH keyword
+        ('INSERT DATA { <urn:x:graph/s> <urn:p> "caf\\u00e9" }', True),
+        ('INSERT DATA { <urn:s> <urn:p> "caf\\u00e9" } # into GRAPH <urn:g>', True),
+        ('INSERT DATA { GRAPH <urn:g> { <urn:s> <urn:p> "caf\\u00e9" } }', False),
+    ],
+)
+def test_the_lexical_reading_finds_default_graph_writes(sparql: str, default: bool) -> None:
+    assert audit.update_shape(sparql) is None
+    assert audit.writes_default_graph(sparql) is default
+
+
+def test_the_lexical_reading_errs_towards_more_graphs(plant) -> None:
+    """Updates rdflib is not asked about: a prefixed graph name means every graph; a graph IRI is never missed."""
+    data = set(audit.data_graphs(plant.store, plant.base))
+    prefixed = 'PREFIX ex: <urn:x:> INSERT DATA { GRAPH ex:g { ex:s ex:p "C:\\u0041" } }'
+    assert audit.update_shape(prefixed) is None
+    assert set(audit.touched_graphs(plant.store, plant.base, prefixed)) >= data
+    # "<'b>" reads as an IRI and the closing quote then opens a string: urn:h must be found all the same
+    tricky = (
+        "CLEAR SILENT GRAPH <urn:nothing> ; DELETE { GRAPH <urn:g> { ?s <urn:p> ?o } } "
+        "WHERE { GRAPH <urn:g> { ?s <urn:p> ?o FILTER(?o<'b>') } } ; "
+        "INSERT DATA { GRAPH <urn:h> { <urn:b> <urn:q> 2 } }"
+    )
+    assert audit.update_shape(tricky) is None
+    assert {"urn:g", "urn:h", "urn:nothing"} <= set(audit.touched_graphs(plant.store, plant.base, tricky))
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,9 @@ def test_updates_of_every_kind_are_brought_forward_exactly(plant, no_full_read, 
         # a supplier's business id changes, its name does not (it is shown by name)
         f"DELETE {{ GRAPH ?g {{ <{supplier}> dcterms:identifier ?i }} }} INSERT {{ GRAPH {g} {{ <{supplier}> "
         f'dcterms:identifier "SUP-001" }} }} WHERE {{ GRAPH ?g {{ <{supplier}> dcterms:identifier ?i }} }}',
+        # a name holding characters str.splitlines() would split on (the effect's lines are data)
+        f"DELETE {{ GRAPH ?g {{ <{supplier}> rdfs:label ?l }} }} INSERT {{ GRAPH {g} {{ <{supplier}> "
+        f'rdfs:label "Acme\u2028Basel\x85\x1c" }} }} WHERE {{ GRAPH ?g {{ <{supplier}> rdfs:label ?l }} }}',
         # a parameter actual whose batch is written as a literal (no SHACL on updates), then edited
         f'INSERT DATA {{ GRAPH {g} {{ <{kg.base}pv/odd> a pkg:ParameterValue ; pkg:batch "B-0001" ; '
         f"pkg:parameter <{param}> ; pkg:value 1 }} }}",

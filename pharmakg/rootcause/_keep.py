@@ -173,7 +173,7 @@ def changes(kg: KnowledgeGraph, since: Heads, now: Heads) -> Delta | None:
         elif action == "effect":
             if (rec["triples_added"] or rec["triples_removed"]) and not (rec["added_nt"] or rec["removed_nt"]):
                 return None  # too large to have been kept inline
-            for line in (rec["added_nt"] + "\n" + rec["removed_nt"]).splitlines():
+            for line in (rec["added_nt"] + "\n" + rec["removed_nt"]).split("\n"):  # not splitlines: U+2028 is data
                 if line.strip():
                     delta.triples.append(_split_triple(line))
         elif action in ("load", "import", "demo"):

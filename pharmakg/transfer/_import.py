@@ -337,14 +337,18 @@ def import_package(
     earlier = [v for v in known if v < version]
     if earlier:
         record.append(f"{pk} <{T.PROV}wasRevisionOf> <{kg.base}package/{_pid(product)}/v{max(earlier)}>")
-    history_lines = [line for line in history.decode().splitlines() if line.strip()]
+    history_lines = [line for line in history.decode().split("\n") if line.strip()]  # not splitlines: U+2028
     replacing = becomes_current and bool(known)  # an asserted current version exists and must go
     if replacing:  # the store's history graph already holds most of it: send only what is new
         have = audit.graph_lines(kg.store, hgraph)
         history_lines = [line for line in history_lines if line.encode() not in have]
-    blocks: dict[str, list[str]] = {vgraph: _reified(triples, vgraph).splitlines(), hgraph: history_lines, reg: record}
+    blocks: dict[str, list[str]] = {
+        vgraph: [line for line in _reified(triples, vgraph).split("\n") if line],
+        hgraph: history_lines,
+        reg: record,
+    }
     if becomes_current:
-        blocks[cgraph] = [line for line in knowledge.decode().splitlines() if line.strip()] + [
+        blocks[cgraph] = [line for line in knowledge.decode().split("\n") if line.strip()] + [
             f"<{a}> <{T.mappedTo}> <{b}>" for a, b in zip(mapped["_sending_iri"], mapped["_receiving_iri"], strict=True)
         ]
     nquads = "".join(

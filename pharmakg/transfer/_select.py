@@ -320,7 +320,7 @@ def split_ntriples(ntriples: bytes) -> pd.DataFrame:
     Only for lines pyoxigraph serialised itself, where splitting on the first two spaces is
     exact; plain str.split beats building terms one by one (and pandas' string methods).
     """
-    return lines_frame(ntriples.decode("utf-8").splitlines())
+    return lines_frame(line for line in ntriples.decode("utf-8").split("\n") if line)  # U+2028 is data
 
 
 def lines_frame(lines: Iterable[str]) -> pd.DataFrame:
