@@ -141,23 +141,31 @@ def test_rows_travel_as_csv_and_keep_awkward_values(kg: pharmakg.KnowledgeGraph)
     assert rows == [{"s": "urn:a", "label": 'Supplier "B", Basel\nline 2 Zürich µm'}, {"s": "urn:b"}]
 
 
+COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s <urn:p> ?o }"
+
+
+def _writer_and_reader(tmp_path) -> tuple[pharmakg.KnowledgeGraph, pharmakg.KnowledgeGraph]:
+    """A store with one committed triple, open read-write and read-only."""
+    writer = pharmakg.open(tmp_path / "store")
+    writer.update("INSERT DATA { GRAPH <urn:g> { <urn:a> <urn:p> 1 } }", reason="first")
+    reader = pharmakg.open(tmp_path / "store", read_only=True)
+    assert reader.query(COUNT)["n"][0] == 1
+    return writer, reader
+
+
 def test_a_read_only_opener_sees_each_commit_of_the_writer(tmp_path) -> None:
     """One writer, read-only readers: a reader's snapshot renews itself when the writer commits."""
     from pharmakg.store.oxigraph import BULK_THRESHOLD_BYTES
 
-    writer = pharmakg.open(tmp_path / "store")
-    writer.update("INSERT DATA { GRAPH <urn:g> { <urn:a> <urn:p> 1 } }", reason="first")
-    reader = pharmakg.open(tmp_path / "store", read_only=True)
-    count = "SELECT (COUNT(*) AS ?n) WHERE { ?s <urn:p> ?o }"
-    assert reader.query(count)["n"][0] == 1
+    writer, reader = _writer_and_reader(tmp_path)
     revision = reader.store.revision
-    assert reader.query(count)["n"][0] == 1 and reader.store.revision == revision  # nothing new: no reopen
+    assert reader.query(COUNT)["n"][0] == 1 and reader.store.revision == revision  # nothing new: no reopen
     writer.update("INSERT DATA { GRAPH <urn:g> { <urn:b> <urn:p> 2 } }", reason="second")
-    assert reader.query(count)["n"][0] == 2 and reader.store.revision != revision
+    assert reader.query(COUNT)["n"][0] == 2 and reader.store.revision != revision
     # a big load switches the live folder; the reader follows it
     big = b"".join(b'<urn:s%d> <urn:p> "%d" <urn:big> .\n' % (i, i) for i in range(BULK_THRESHOLD_BYTES // 30))
     writer.store.add(big)
-    assert reader.query(count)["n"][0] == 2 + BULK_THRESHOLD_BYTES // 30
+    assert reader.query(COUNT)["n"][0] == 2 + BULK_THRESHOLD_BYTES // 30
     reader.close()
     writer.close()
 
@@ -169,11 +177,7 @@ def test_a_reopen_that_meets_the_writer_mid_flush_is_tried_again(tmp_path, monke
     from pharmakg import errors
     from pharmakg.store import oxigraph
 
-    writer = pharmakg.open(tmp_path / "store")
-    writer.update("INSERT DATA { GRAPH <urn:g> { <urn:a> <urn:p> 1 } }", reason="first")
-    reader = pharmakg.open(tmp_path / "store", read_only=True)
-    count = "SELECT (COUNT(*) AS ?n) WHERE { ?s <urn:p> ?o }"
-    assert reader.query(count)["n"][0] == 1
+    writer, reader = _writer_and_reader(tmp_path)
     opened = ox.Store.read_only
     faults = iter(  # pyoxigraph raises both kinds, by how RocksDB words it
         [OSError("IO error: No such file or directory: 000123.sst"), RuntimeError("Corruption: IO error: 000124.sst")]
@@ -187,10 +191,10 @@ def test_a_reopen_that_meets_the_writer_mid_flush_is_tried_again(tmp_path, monke
 
     monkeypatch.setattr(oxigraph.ox.Store, "read_only", staticmethod(flaky))
     writer.update("INSERT DATA { GRAPH <urn:g> { <urn:b> <urn:p> 2 } }", reason="second")
-    assert reader.query(count)["n"][0] == 2  # two failed opens, then the third
+    assert reader.query(COUNT)["n"][0] == 2  # two failed opens, then the third
     faults = iter([OSError("IO error: the disk is gone")] * oxigraph._REOPEN_TRIES)  # more than a moment
     writer.update("INSERT DATA { GRAPH <urn:g> { <urn:c> <urn:p> 3 } }", reason="third")
     with pytest.raises(errors.NotAStoreError, match="the disk is gone"):  # a fault that lasts is still an error
-        reader.query(count)
+        reader.query(COUNT)
     reader.close()
     writer.close()

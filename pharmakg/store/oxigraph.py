@@ -52,9 +52,9 @@ REVISION_FILE = "revision"
 FORMAT_VERSION = 1
 #: N-Quads payloads above this size take the checkpoint + bulk_load path.
 BULK_THRESHOLD_BYTES = 8 * 1024 * 1024
-#: A read-only reopen that meets the writer mid-flush is tried this many times (0.02 s, 0.04 s apart):
-#: it runs on a server's request path, so a lasting fault must cost little before it is an error.
-_REOPEN_TRIES = 3
+#: A read-only open that meets the writer mid-flush is tried this many times (0.02 s, 0.04 s, ... apart):
+#: it runs on a server's request path, so a lasting fault must cost little (0.2 s) before it is an error.
+_REOPEN_TRIES = 5
 
 _FORMATS = {
     "nq": ox.RdfFormat.N_QUADS,
@@ -162,10 +162,10 @@ class EmbeddedStore:
             raise NotAStoreError(path, f"{MARKER} is not valid JSON") from exc
         if meta.get("format") != FORMAT_VERSION:
             raise NotAStoreError(path, f"store format {meta.get('format')!r}, this pharmakg reads {FORMAT_VERSION}")
+        if self.read_only:
+            return self._open_snapshot()
         live = self._live_dir()
         try:
-            if self.read_only:
-                return ox.Store.read_only(str(live))
             store = ox.Store(str(live))
         except OSError as exc:
             if "lock" in str(exc).lower():
@@ -199,22 +199,29 @@ class EmbeddedStore:
         stamp = self._stamp()
         if stamp == self._seen and not force:
             return False
-        for attempt in range(1, _REOPEN_TRIES + 1):
-            try:
-                self._store = self._open_disk(self.path)
-                break
-            except (NotAStoreError, RuntimeError) as exc:
-                # the writer's background flush or compaction can move a file while we open a
-                # snapshot: RocksDB says "IO error" (an OSError) or "Corruption: IO error" (a
-                # RuntimeError). It was a store a moment ago, so try again shortly; our own
-                # checks (the marker, the format) fail the same way every time and are not retried
-                transient = isinstance(exc, RuntimeError) or isinstance(exc.__cause__, OSError)
-                if not transient or attempt == _REOPEN_TRIES:
-                    raise
-                time.sleep(0.02 * attempt)
+        self._store = self._open_disk(self.path)
         self._seen = stamp
         self.revision = (self.revision or 0) + 1
         return True
+
+    def _open_snapshot(self) -> ox.Store:
+        """A read-only snapshot of the live folder, tried again while the writer's flush moves files.
+
+        RocksDB reads the MANIFEST, then the files it lists; a compaction of the writer in
+        between gives "IO error" (an OSError) or "Corruption: ... IO error" (a RuntimeError)
+        for a file that was there a moment ago. Read again, it lists the files that are."""
+        assert self.path is not None
+        for attempt in range(1, _REOPEN_TRIES + 1):
+            try:
+                return ox.Store.read_only(str(self._live_dir()))  # a big load may have switched it meanwhile
+            except (OSError, RuntimeError) as exc:
+                if "IO error" in str(exc) and attempt < _REOPEN_TRIES:
+                    time.sleep(0.02 * attempt)
+                    continue
+                if isinstance(exc, RuntimeError):
+                    raise
+                raise NotAStoreError(self.path, str(exc)) from exc
+        raise AssertionError("unreachable")
 
     def _live_dir(self) -> Path:
         assert self.path is not None
