@@ -327,14 +327,18 @@ _TOKENS = re.compile(
 )
 
 
-def _without_strings(sparql: str) -> str:
-    """The update with every string literal emptied: words inside strings (a reason, a label) are not syntax."""
-    return _TOKENS.sub(lambda m: m.group(0) if m.lastgroup else '""', sparql)
+def _code(sparql: str, *, keywords_only: bool = False) -> str:
+    """The update with every string literal emptied (words inside strings are not syntax); with
+    ``keywords_only`` IRIs are blanked and comments dropped too (a "graph" in an IRI is no GRAPH)."""
 
+    def kept(m: re.Match[str]) -> str:
+        if m.lastgroup is None:
+            return '""'
+        if not keywords_only:
+            return m.group(0)
+        return "<>" if m.lastgroup == "iri" else ""
 
-def _keywords(sparql: str) -> str:
-    """Only the update's keywords, variables and punctuation: strings emptied, IRIs blanked, comments dropped."""
-    return _TOKENS.sub(lambda m: "<>" if m.lastgroup == "iri" else "" if m.lastgroup == "comment" else '""', sparql)
+    return _TOKENS.sub(kept, sparql)
 
 
 #: a graph named by a prefixed name (``GRAPH ex:g``), which the lexical reading cannot resolve
@@ -354,7 +358,7 @@ def touched_graphs(store: Store, base: str, sparql: str) -> list[str]:
     if shape is not None:  # graphs named by a prefixed name too (GRAPH ex:g), which the pattern above misses
         named |= shape.graphs - {audit_graph(base)}
         return sorted(set(data_graphs(store, base)) | named) if shape.any_graph else sorted(named)
-    code = _keywords(sparql)
+    code = _code(sparql, keywords_only=True)
     writes = re.search(r"\b(?:INSERT|DELETE)\b", code, re.I) is not None
     if (
         _ANY_GRAPH.search(sparql)
@@ -371,7 +375,7 @@ def writes_default_graph(sparql: str) -> bool:
     shape = update_shape(sparql)
     if shape is not None:
         return shape.default_graph
-    code = _keywords(sparql)
+    code = _code(sparql, keywords_only=True)
     return (
         re.search(r"\b(?:INSERT|DELETE)\b", code, re.I) is not None
         and not re.search(r"\bGRAPH\b", code, re.I)
@@ -535,7 +539,7 @@ def update_shape(sparql: str) -> UpdateShape | None:
     COPY, CREATE), is longer than PARSE_AT_MOST outside its string literals, or rdflib reads it otherwise
     than an IRI-for-IRI match with the store (a relative or escaped IRI, a \\uXXXX escape): the caller then
     falls back to the lexical reading."""
-    if len(sparql) > PARSE_AT_MOST and len(_without_strings(sparql)) > PARSE_AT_MOST:
+    if len(sparql) > PARSE_AT_MOST and len(_code(sparql)) > PARSE_AT_MOST:
         return None  # string literals do not count: rdflib reads a long one (a JSON snapshot) quickly
     if _CODEPOINT_ESCAPE.search(sparql):
         return None  # rdflib expands \uXXXX before parsing, the store inside strings only: they can disagree

@@ -392,7 +392,7 @@ def test_the_lexical_reading_errs_towards_more_graphs(plant) -> None:
 )
 def test_string_literals_are_emptied_left_to_right(sparql: str, code: str) -> None:
     """Quotes inside IRIs and comments start no string; an unterminated string ends the scan (linear time)."""
-    assert audit._without_strings(sparql) == code
+    assert audit._code(sparql) == code
 
 
 def test_an_update_of_the_default_graph_is_refused_and_changes_nothing(plant) -> None:

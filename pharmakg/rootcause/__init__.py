@@ -79,7 +79,7 @@ import pandas as pd
 
 from ._facts import SHIFT_NS, _Facts, _upstream
 from ._keep import Heads, facts, state_of
-from ._outcome import SNAPSHOT_FORMAT, Outcome, accept_cause, outcome
+from ._outcome import SNAPSHOT_FORMAT, Outcome, accept_cause, outcome, outcome_html
 
 if TYPE_CHECKING:
     from ..kg import KnowledgeGraph
@@ -242,7 +242,7 @@ class Investigation:
             )
         verdict = "" if self.strong else "<p><b>No strong candidate</b>: the best score is below the threshold.</p>"
         if outcome is not None:
-            verdict = _outcome_html(outcome) + verdict
+            verdict = outcome_html(outcome) + verdict
         when = datetime.now(UTC).isoformat(timespec="seconds")
         return (
             '<!doctype html><html><head><meta charset="utf-8">'
@@ -270,28 +270,6 @@ class Investigation:
             f"<p>{html.escape(head)}</p>{verdict}<table><tr><th>#</th><th>kind</th><th>id</th>"
             f"<th>score</th><th>why</th></tr>{rows}</table>"
         )
-
-
-def _outcome_html(found: Outcome) -> str:
-    """The recorded conclusion, as the report's first section."""
-    kept = found.snapshot or {}
-    accepted = kept.get("accepted") or {}
-    rows = [
-        ("Root cause", found.root_cause or "not recorded"),
-        ("CAPA", found.capa or "not recorded"),
-    ]
-    if found.problem:
-        rows.append(("Evidence snapshot", found.problem))
-    if kept:
-        score = accepted.get("score")
-        shown = f"{score:.2f}" if isinstance(score, int | float) else "not finite"
-        rows += [
-            ("Accepted", f"candidate {accepted.get('rank')} of {kept.get('candidates')}, score {shown}"),
-            ("By", f"{kept.get('accepted_by')} at {kept.get('accepted_at')}"),
-            ("Why", str(kept.get("reason"))),
-        ]
-    cells = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return f"<h2>Outcome</h2><table class='outcome'>{cells}</table><h2>Candidates</h2>"
 
 
 # -- statistics ---------------------------------------------------------------------------------

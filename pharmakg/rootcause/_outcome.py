@@ -11,6 +11,7 @@ carries them where the audit trail does not travel (an export, a dump).
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from dataclasses import dataclass
@@ -224,3 +225,25 @@ def outcome(kg: KnowledgeGraph, deviation: str) -> Outcome:
         return " | ".join(found[prop]) if prop in found else None
 
     return Outcome(name, joined(T.rootCause), joined(T.capa), kept, problem)
+
+
+def outcome_html(found: Outcome) -> str:
+    """The recorded conclusion, as the investigation report's first section."""
+    kept = found.snapshot or {}
+    accepted = kept.get("accepted") or {}
+    rows = [
+        ("Root cause", found.root_cause or "not recorded"),
+        ("CAPA", found.capa or "not recorded"),
+    ]
+    if found.problem:
+        rows.append(("Evidence snapshot", found.problem))
+    if kept:
+        score = accepted.get("score")
+        shown = f"{score:.2f}" if isinstance(score, int | float) else "not finite"
+        rows += [
+            ("Accepted", f"candidate {accepted.get('rank')} of {kept.get('candidates')}, score {shown}"),
+            ("By", f"{kept.get('accepted_by')} at {kept.get('accepted_at')}"),
+            ("Why", str(kept.get("reason"))),
+        ]
+    cells = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<h2>Outcome</h2><table class='outcome'>{cells}</table><h2>Candidates</h2>"
