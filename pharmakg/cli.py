@@ -148,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--report", metavar="FILE.html", help="also write the investigation as a self-contained HTML report")
     p.add_argument(
-        "--accept", type=int, metavar="RANK", help="record the cause at this rank as the root cause (audited)"
+        "--accept",
+        type=int,
+        metavar="RANK",
+        help="record the cause at this rank as the root cause, with a snapshot of its evidence (audited)",
     )
     p.add_argument("--reason", default="", help="--accept: why (required; recorded in the audit trail)")
     p.add_argument(
