@@ -16,6 +16,7 @@ already holds is not judged again.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from . import terms as T
 if TYPE_CHECKING:
     from .validate import Violation, _Constraint
 
-__all__ = ["check_frames"]
+__all__ = ["check_frames", "shared_terms"]
 
 _TYPE = f"<{T.type_}>"
 _LITERAL = re.compile(r'^"(?P<lex>.*)"(?:\^\^<(?P<dt>[^>]*)>|@(?P<lang>[A-Za-z0-9-]+))?$', re.S)
@@ -59,22 +60,48 @@ def _typed(nodes: pd.DataFrame, pairs: pd.DataFrame, type_code: int) -> pd.DataF
     return types.merge(pairs, left_on="o", right_on="sub")[["s", "sup"]].rename(columns={"sup": "T"}).drop_duplicates()
 
 
+def shared_terms(frame: pd.DataFrame) -> pd.Index | None:
+    """The one set of terms that ``frame``'s s, p and o are coded over, if they are (as ingest stages them)."""
+    dtypes = [frame[c].dtype for c in ("s", "p", "o")]
+    cats = [d.categories for d in dtypes if isinstance(d, pd.CategoricalDtype)]
+    # identity, not equality: comparing two sets of a million terms would cost what the codes save
+    if len(cats) == 3 and cats[0] is cats[1] is cats[2]:
+        return cats[0]
+    return None
+
+
 class _Terms:
-    """One integer code per distinct term, so joins compare ints rather than long IRI strings."""
+    """One integer code per distinct term, so joins compare ints rather than long IRI strings.
+
+    A staged table whose s, p and o are Categoricals over one set of terms (as
+    ingest assembles them) brings its codes along; only the other frames'
+    terms are hashed then.
+    """
 
     def __init__(self, frames: list[pd.DataFrame], extra: list[str]) -> None:
-        columns = [f[c] for f in frames for c in ("s", "p", "o")]
-        allterms = pd.concat([*columns, pd.Series(extra, dtype=object)], ignore_index=True)
-        codes, self.uniques = pd.factorize(allterms)
+        first = frames[0]
+        shared = shared_terms(first)
+        if shared is not None:
+            base = shared
+            own = [first[c].cat.codes.to_numpy().astype(np.int64) for c in ("s", "p", "o")]
+            frames = frames[1:]
+        else:
+            base, own = pd.Index([], dtype=object), []
+        columns = [f[c].astype(object) for f in frames for c in ("s", "p", "o")]
+        rest = pd.concat([*columns, pd.Series(extra, dtype=object)], ignore_index=True)
+        codes = base.get_indexer(pd.Index(rest)) if len(base) else np.full(len(rest), -1)
+        new = codes < 0
+        added, more = pd.factorize(rest[new])
+        codes[new] = len(base) + added
+        self.uniques = base.append(pd.Index(more, dtype=base.dtype)) if len(more) else base
         self.index = pd.Index(self.uniques)
-        self._codes = codes
-        self._offsets = np.cumsum([0, *[len(c) for c in columns]])
+        offsets = np.cumsum([0, *[len(c) for c in columns]])
+        self._columns = own + [codes[a:b] for a, b in itertools.pairwise(offsets)]
 
     def coded(self, n: int) -> pd.DataFrame:
         """The n-th input frame, as codes."""
-        a, b = self._offsets[3 * n], self._offsets[3 * n + 1]
-        c, d = self._offsets[3 * n + 2], self._offsets[3 * n + 3]
-        return pd.DataFrame({"s": self._codes[a:b], "p": self._codes[b:c], "o": self._codes[c:d]})
+        s, p, o = self._columns[3 * n : 3 * n + 3]
+        return pd.DataFrame({"s": s, "p": p, "o": o})
 
     def code(self, terms: list[str]) -> np.ndarray:
         return np.asarray(self.index.get_indexer(terms))
@@ -123,21 +150,30 @@ def check_frames(
         for ci, s_code, o_code in zip(head["ci"].tolist(), head["s"].tolist(), objects, strict=True):
             found.append((int(ci), int(s_code), None if o_code is None else int(o_code)))
 
-    # counts ------------------------------------------------------------------
-    counts = described.groupby(["s", "p"], sort=False).size().rename("n").reset_index()
+    # counts: (s, p) pairs packed into one int64 and counted by sorting (no hashing of pairs)
+    width = len(terms.uniques) + 1
+    keys, n_values = np.unique(
+        described["s"].to_numpy(np.int64) * width + described["p"].to_numpy(np.int64), return_counts=True
+    )
+
+    def count(rows: pd.DataFrame) -> np.ndarray:
+        """How many values each row's (s, p) has among the described triples."""
+        wanted = rows["s"].to_numpy(np.int64) * width + rows["p"].to_numpy(np.int64)
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        return np.where(keys[at] == wanted, n_values[at], 0) if len(keys) else np.zeros(len(rows), dtype=np.int64)
+
     args = np.array([c.arg if c.kind in ("minCount", "maxCount") else 0 for c in constraints], dtype=float)
     required = focus.merge(cons[cons["kind"] == "minCount"], on="T")
     if not required.empty:
-        have = required.merge(counts, on=["s", "p"], how="left")
-        keep(have[have["n"].fillna(0).to_numpy() < args[have["ci"].to_numpy()]], False)
+        keep(required[count(required) < args[required["ci"].to_numpy()]], False)
     limited = focus.merge(cons[cons["kind"] == "maxCount"], on="T")
-    multi = counts[counts["n"] > 1]
-    if not limited.empty and not multi.empty:
-        over = limited.merge(multi, on=["s", "p"])
-        keep(over[over["n"].to_numpy() > args[over["ci"].to_numpy()]], False)
+    if not limited.empty and (n_values > 1).any():
+        keep(limited[count(limited) > args[limited["ci"].to_numpy()]], False)
 
-    # values: staged triples of focus nodes, joined to the constraints on their path
-    values = st.merge(focus, on="s").merge(cons[~cons["kind"].isin(["minCount", "maxCount"])], on=["T", "p"])
+    # values: staged triples of focus nodes on a constrained path, joined to the constraints on it
+    value_cons = cons[~cons["kind"].isin(["minCount", "maxCount"])]
+    on_path = st[np.isin(st["p"].to_numpy(), value_cons["p"].unique())]
+    values = on_path.merge(focus[focus["T"].isin(value_cons["T"].unique())], on="s").merge(value_cons, on=["T", "p"])
     for kind, rows in values.groupby("kind", sort=False):
         keep(_value_violations(str(kind), rows, constraints, terms, described, rf, pairs, type_code), True)
 

@@ -392,23 +392,24 @@ def commit_add(
     ntriples: bytes = b"",
     graph: str | None = None,
     graphs: Iterable[str] = (),
-    fresh: Mapping[str, Callable[[], Iterable[bytes]]] | None = None,
+    fresh: Mapping[str, Callable[[], GraphState]] | None = None,
 ) -> WriteRecord:
     """Add data and its (chained) record in one transaction, then checkpoint ``graphs``.
 
     ``fresh`` names graphs that this write fills from nothing, each with a function
-    giving the exact N-Triples lines the store will serialise them as. A graph found
-    empty before the write is then checkpointed from those lines instead of being
-    read back: reading a large graph from disk costs more than the write itself. The
-    functions and the digests run on a second thread while the store writes (a bulk
-    load releases the GIL). A graph that is not empty is read back as usual. Were the
-    lines not what the store holds, ``verify_trail`` would report the checkpoint as
-    broken: a false alarm, never a silent pass.
+    giving the state the write leaves it in, from the exact N-Triples lines the store
+    will serialise it as (:func:`lines_state`). A graph found empty before the write
+    is then checkpointed from those lines instead of being read back: reading a large
+    graph from disk costs more than the write itself. The functions run on a second
+    thread while the store writes (a bulk load releases the GIL); a caller may have
+    started the work earlier still. A graph that is not empty is read back as usual.
+    Were the lines not what the store holds, ``verify_trail`` would report the
+    checkpoint as broken: a false alarm, never a silent pass.
     """
-    producers = {g: lines for g, lines in (fresh or {}).items() if not holds_data(store, g)}
+    producers = {g: state for g, state in (fresh or {}).items() if not holds_data(store, g)}
     rec = numbered(store, base, record)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = {g: pool.submit(_produced_state, g, produce) for g, produce in producers.items()}
+        pending = {g: pool.submit(state) for g, state in producers.items()}
         store.add(nquads + record_quads(base, rec).encode("utf-8"), ntriples=ntriples, graph=graph)
     known = {}
     for g, future in pending.items():
@@ -422,8 +423,9 @@ def commit_add(
     return rec
 
 
-def _produced_state(graph: str, produce: Callable[[], Iterable[bytes]]) -> GraphState:
-    return _state_of(graph, set(produce()))
+def lines_state(graph: str, lines: Iterable[bytes]) -> GraphState:
+    """The state of ``graph`` holding exactly these N-Triples lines (repeats fold, as in the store)."""
+    return _state_of(graph, set(lines))
 
 
 def _state_of(graph: str, lines: set[bytes]) -> GraphState:

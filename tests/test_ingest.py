@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pharmakg
 from pharmakg import IngestError
@@ -377,12 +380,14 @@ def test_a_new_graph_is_checkpointed_from_exactly_the_lines_the_store_holds(tmp_
             '"plain é"',
             '"q\\"uote and line\\nbreak"',
         ]
+        * 2  # each object on two subjects: a term is read the store's way once, both lines follow
     )
     ntriples = "".join(f"<https://example.org/s{i}> <https://example.org/p> {o} .\n" for i, o in enumerate(objects))
     graph = "https://example.org/graph/g"
     store = EmbeddedStore(tmp_path / "store")
     store.add(ntriples=ntriples.encode(), graph=graph)
     assert set(_stored_lines(ntriples.encode(), objects)) == audit.graph_lines(store, graph)
+    assert set(_stored_lines(ntriples.encode(), objects.astype("category"))) == audit.graph_lines(store, graph)
 
 
 def test_a_bundle_loaded_on_disk_leaves_an_intact_trail(tmp_path: Path) -> None:
@@ -399,18 +404,19 @@ def test_the_checkpoint_uses_the_lines_given_and_reads_back_when_they_fail(tmp_p
     kg = pharmakg.open(tmp_path / "store")
     data = b'<https://example.org/s> <https://example.org/p> "1" .\n'
 
-    def write(graph: str, produce: Callable[[], list[bytes]]) -> None:
+    def write(graph: str, produce: Callable[[], audit.GraphState]) -> None:
         rec = audit.WriteRecord(
             action="load", user="t", reason="test", target_graph=graph, triples_added=1, digest="0" * 64
         )
         audit.commit_add(kg.store, kg.base, rec, b"", ntriples=data, graph=graph, fresh={graph: produce})
 
-    def broken() -> list[bytes]:
+    def broken() -> audit.GraphState:
         raise RuntimeError("boom")
 
     write(kg.base + "graph/a", broken)  # falls back to reading the graph back: the trail holds
     assert audit.verify_trail(kg.store, kg.base).ok
-    write(kg.base + "graph/b", lambda: [b'<https://example.org/s> <https://example.org/p> "2" .'])  # wrong lines
+    wrong = [b'<https://example.org/s> <https://example.org/p> "2" .']
+    write(kg.base + "graph/b", lambda: audit.lines_state(kg.base + "graph/b", wrong))
     report = audit.verify_trail(kg.store, kg.base)
     assert not report.ok and "graph/b" in str(report)
 
@@ -471,3 +477,116 @@ def test_a_prepared_bulk_load_is_dropped_by_any_other_write(tmp_path: Path, monk
     dump = store.dump(format="nq")
     assert b'"prepared"' in dump and b'"u"' in dump
     store.close()
+
+
+def _spy_prepared(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every payload a bulk load into a copy was started with (all loads on the bulk path)."""
+    from pharmakg.store import oxigraph
+
+    monkeypatch.setattr(oxigraph, "BULK_THRESHOLD_BYTES", 0)
+    started: list[bytes] = []
+    init = oxigraph._PreparedLoad.__init__
+
+    def spy(self, directory, graph, revision, ntriples):  # type: ignore[no-untyped-def]
+        started.append(ntriples)
+        init(self, directory, graph, revision, ntriples)
+
+    monkeypatch.setattr(oxigraph._PreparedLoad, "__init__", spy)
+    return started
+
+
+def test_into_an_empty_store_the_bulk_load_starts_from_the_mapped_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy is filled from the rows as mapped (repeats included) while the checks run, and that copy goes in."""
+    from pharmakg import audit
+
+    started = _spy_prepared(monkeypatch)
+    kg = pharmakg.open(tmp_path / "store")
+    (report,) = kg.load(MINI, reason="first load")
+    assert len(started) == 1  # started once, before the checks, and not again for the commit
+    mapped = started[0].splitlines()
+    assert len(mapped) > len(set(mapped))  # MINI repeats a sample's batch on each of its results
+    stored = set(kg.export(format="nt", graph=report.graph).splitlines())
+    assert len(stored) == report.triples_added == len(set(mapped))
+    assert audit.verify_trail(kg.store, kg.base).ok  # the checkpoint made from the mapped lines is right
+    with pharmakg.open() as memory:  # the same load without any copy: the same graph
+        (again,) = memory.load(MINI, reason="reference")
+        assert set(memory.export(format="nt", graph=again.graph).splitlines()) == stored
+    kg.close()
+
+
+def test_a_conflict_found_after_the_bulk_load_started_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import time
+
+    started = _spy_prepared(monkeypatch)
+    broken = tmp_path / "broken"
+    shutil.copytree(MINI, broken)
+    # the same sample drawn from another batch: only the rows together show it
+    _append(broken / "results.csv", "S-001,B-002,L-TAB-001,MCC-WATER,2.1,%,2025-02-03T10:00:00+01:00,,Ana Novak,valid")
+    store = tmp_path / "store"
+    kg = pharmakg.open(store)
+    before = kg.export(format="nq")
+    with pytest.raises(pharmakg.ConflictError) as err:
+        kg.load(broken, reason="should fail")
+    assert err.value.where.file.endswith("results.csv") and err.value.line == 4
+    assert len(started) == 1  # the copy was being filled when the conflict was found
+    assert kg.export(format="nq") == before
+    deadline = time.monotonic() + 30
+    while len(_data_dirs(store)) > 1 and time.monotonic() < deadline:  # the dropped copy goes once its load stops
+        time.sleep(0.05)
+    assert len(_data_dirs(store)) == 1
+    kg.close()
+
+
+_IDS = st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_IDS)
+def test_ids_are_percent_encoded_like_urllib(ids: list[str | None]) -> None:
+    from urllib.parse import quote
+
+    from pharmakg.ingest._nt import encode_ids
+
+    got = encode_ids(pd.Series(ids, dtype=object)).tolist()
+    assert [None if v is None else quote(v, safe="") for v in ids] == [None if pd.isna(v) else v for v in got]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_IDS, st.sets(st.text(max_size=12), max_size=10))
+def test_member_is_isin(values: list[str | None], allowed: set[str]) -> None:
+    from pharmakg.ingest._nt import member
+
+    column = pd.Series(values, dtype=object)
+    assert member(column, allowed).tolist() == column.isin(allowed).tolist()
+
+
+def test_staged_triples_are_coded_over_one_set_of_terms_and_written_as_mapped() -> None:
+    from pharmakg._shacl_frame import shared_terms
+    from pharmakg.ingest._triples import TripleParts, nt_lines
+
+    parts = TripleParts()
+    subjects = pd.Series(["<urn:a>", "<urn:b>", "<urn:a>"], dtype="str")
+    parts.add(subjects, "<urn:p>", pd.Series(['"x"', "<urn:b>", '"x"'], dtype=object), "f.csv", [2, 3, 4], "c")
+    parts.add(pd.Series(["<urn:b>"], dtype=object), "<urn:b>", pd.Series(["<urn:a>"], dtype="str"), "g.csv", [9], "d")
+    frame = parts.frame()
+    terms = shared_terms(frame)
+    assert terms is not None and sorted(terms) == ['"x"', "<urn:a>", "<urn:b>", "<urn:p>"]
+    # a term used as subject, predicate and object has one code
+    assert frame["p"].cat.codes[3] == frame["s"].cat.codes[1] == frame["o"].cat.codes[1]
+    expected = b'<urn:a> <urn:p> "x" .\n<urn:b> <urn:p> <urn:b> .\n<urn:a> <urn:p> "x" .\n<urn:b> <urn:b> <urn:a> .\n'
+    assert parts.nt_lines() == nt_lines(frame) == expected
+    assert frame[["file", "line", "column"]].astype(object).values.tolist() == [
+        ["f.csv", 2, "c"],
+        ["f.csv", 3, "c"],
+        ["f.csv", 4, "c"],
+        ["g.csv", 9, "d"],
+    ]
+    plain = frame[["s", "p", "o"]].astype(str)  # the same lines from plain strings, and with a graph column
+    assert nt_lines(plain) == expected
+    quads = nt_lines(plain.assign(g="<urn:g>"), ("s", "p", "o", "g"))
+    assert quads.splitlines()[0] == b'<urn:a> <urn:p> "x" <urn:g> .'

@@ -13,22 +13,25 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import compress
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from .. import audit
 from .. import terms as T
 from ..errors import ConflictError, IngestError, ValidationError, Where
 from ..store.base import Store
-from ..store.oxigraph import EmbeddedStore, canonical_ntriples
+from ..store.oxigraph import EmbeddedStore, canonical_terms
 from ..validate import ONTOLOGY_PATH, ValidationReport, check_triples
 from ._lookup import StoreLookup
 from ._nt import plain
 from ._spec import SHORTCUT_CHECKS, ShortcutCheck
+from ._triples import keep_rows, nt_lines
 from .batchml import is_batchml, stage_xml
 from .bundle import MULTI_VALUED, stage_bundle
 from .rdf import RDF_SUFFIXES, stage_rdf
@@ -72,6 +75,8 @@ _TYPED = re.compile(r'^"(.*)"\^\^<([^>]*)>$', re.S)
 
 def _normalise(o: pd.Series) -> pd.Series:
     """Compare literals by value: oxigraph returns canonical lexical forms ("500" for "500.0")."""
+    if isinstance(o.dtype, pd.CategoricalDtype):
+        o = o.astype(str)
     parts = o.str.extract(_TYPED)
     out = o.copy()
     dbl = parts[1].isin([T.XSD + "double", T.XSD + "float", T.XSD + "decimal", T.XSD + "integer"])
@@ -102,7 +107,7 @@ def _diff_with_store(staged: pd.DataFrame, lookup: StoreLookup) -> tuple[pd.Data
     present = staged.merge(
         existing[["s", "p", "_n"]].drop_duplicates(), on=["s", "p", "_n"], how="left", indicator=True
     )
-    new = staged[(present["_merge"] == "left_only").to_numpy()]
+    new = keep_rows(staged, (present["_merge"] == "left_only").to_numpy())
     single = new[~new["p"].isin(MULTI_VALUED)]
     clash = single.merge(existing[["s", "p", "o"]], on=["s", "p"], suffixes=("", "_store"))
     if not clash.empty:
@@ -154,31 +159,47 @@ def load_path(
         raise IngestError(Where(str(path)), "does not exist")
     target = graph or source_graph(base, path)
     lookup = StoreLookup(store, exclude_graphs=(audit.audit_graph(base), audit.provenance_graph(base)))
-    if path.is_dir():
-        staged = stage_bundle(path, base=base, lookup=lookup, progress=progress)
-        staged.triples["g"] = f"<{target}>"
-    elif path.suffix.lower() == ".xml" and is_batchml(path):
-        staged = stage_xml(path, base=base, lookup=lookup, graph=target, schemas=schemas)
-    elif path.suffix.lower() in RDF_SUFFIXES:
-        staged = stage_rdf(path, base=base, graph=target)
-    else:
-        raise IngestError(
-            Where(str(path)),
-            "is neither a CSV bundle folder, an RDF file (.ttl .nt .nq .trig .jsonld .rdf) nor a BatchML/B2MML .xml document",
-        )
-    if progress:
-        progress("checking against the store")
-    triples = staged.triples
-    before = len(triples)
-    new, existing = _diff_with_store(triples, lookup)
-    in_target = (new["g"] == f"<{target}>").to_numpy()
-    main, other = new[in_target], new[~in_target]
-    ntriples = _lines(main["s"] + " " + main["p"] + " " + main["o"])
-    objects = main["o"]
     embedded = store if isinstance(store, EmbeddedStore) else None
-    if embedded is not None:  # the big bulk load runs on a second thread while SHACL checks the same triples
-        embedded.prepare_add(ntriples, target)
     try:
+        if path.is_dir():
+            # into a store without data, nothing staged can already be there: the bulk load into the
+            # store's copy starts as soon as the rows are mapped, and runs while they are checked
+            start = partial(embedded.prepare_add, graph=target) if embedded is not None and lookup.empty else None
+            staged = stage_bundle(path, base=base, lookup=lookup, progress=progress, on_mapped=start)
+            n = len(staged.triples)  # one graph for every row: a Categorical, not a million copies of its IRI
+            staged.triples["g"] = pd.Categorical.from_codes(
+                np.zeros(n, dtype=np.int8), categories=pd.Index([f"<{target}>"])
+            )
+        elif path.suffix.lower() == ".xml" and is_batchml(path):
+            staged = stage_xml(path, base=base, lookup=lookup, graph=target, schemas=schemas)
+        elif path.suffix.lower() in RDF_SUFFIXES:
+            staged = stage_rdf(path, base=base, graph=target)
+        else:
+            raise IngestError(
+                Where(str(path)),
+                "is neither a CSV bundle folder, an RDF file (.ttl .nt .nq .trig .jsonld .rdf) nor a BatchML/B2MML .xml document",
+            )
+        if progress:
+            progress("checking against the store")
+        triples = staged.triples
+        before = len(triples)
+        new, existing = _diff_with_store(triples, lookup)
+        in_target = (new["g"] == f"<{target}>").to_numpy()
+        main, other = keep_rows(new, in_target), keep_rows(new, ~in_target)
+        if staged.mapped is not None and len(new) == before and other.empty:
+            ntriples, objects = staged.mapped  # what the copy is being filled with already: the same triples
+        else:
+            ntriples, objects = nt_lines(main), main["o"]
+        if embedded is not None:  # the big bulk load runs on a second thread while SHACL checks the same triples
+            embedded.prepare_add(ntriples, target)
+        fresh: dict[str, Callable[[], audit.GraphState]] = {}
+        if embedded is not None and b"_:" not in ntriples:
+            # into a new graph: checkpoint it from the lines the store will hold rather than by reading it back,
+            # worked out on a third thread while SHACL runs (a failed load leaves the thread to finish unheard)
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-checkpoint")
+            state = pool.submit(lambda: audit.lines_state(target, _stored_lines(ntriples, objects)))
+            pool.shutdown(wait=False)
+            fresh[target] = state.result
         if progress:
             progress("SHACL")
         refs = pd.DataFrame(
@@ -187,11 +208,7 @@ def load_path(
         report = check_triples(new, existing, refs)
         if not report.conforms:
             _raise_for_violations(report, new)
-        fresh: dict[str, Callable[[], list[bytes]]] = {}
-        if embedded is not None and b"_:" not in ntriples:
-            # into a new graph: checkpoint it from the lines the store will hold rather than by reading it back
-            fresh[target] = lambda: _stored_lines(ntriples, objects)
-        payload = _lines(other["s"] + " " + other["p"] + " " + other["o"] + " " + other["g"])
+        payload = nt_lines(other, ("s", "p", "o", "g"))
         if lookup.empty or not _has_ontology(store):
             payload += _ontology_nquads()
         sources = tuple(audit.SourceRecord.of_file(f, staged.rows.get(f.name)) for f in staged.files)
@@ -226,29 +243,42 @@ def load_path(
 _ONTOLOGY_MARK = f"<{T.ONTOLOGY_GRAPH}> .".encode()
 
 
-def _lines(terms: pd.Series) -> bytes:
-    """N-Triples/N-Quads lines from a column of space-joined terms."""
-    if terms.empty:
-        return b""
-    return (" .\n".join(terms.tolist()) + " .\n").encode("utf-8")
-
-
 #: an object term the store serialises exactly as staged: an IRI, or a plain literal without control characters
 _VERBATIM = re.compile(r'^(?:<[^>]*>|"[^\x00-\x1f\x7f]*")$')
 
 
 def _stored_lines(ntriples: bytes, objects: pd.Series) -> list[bytes]:
-    """The lines of ``ntriples`` (one per value of ``objects``) as the embedded store will serialise them.
+    """The lines of ``ntriples`` (one per value of ``objects``, in order) as the embedded store will serialise them.
 
     IRIs and plain strings come back as written; typed literals are kept by value
-    (``"5.0"^^xsd:double`` reads back as ``"5"``), so those lines alone go through
-    :func:`canonical_ntriples`."""
+    (``"5.0"^^xsd:double`` reads back as ``"5"``), so each distinct such object is
+    read the store's way once (:func:`canonical_terms`) and only the lines whose
+    object it changes are rewritten."""
     lines = ntriples.split(b"\n")[:-1]
-    verbatim = objects.str.match(_VERBATIM).to_numpy(dtype=bool)
-    if len(lines) != len(verbatim):
-        raise ValueError(f"{len(lines)} lines for {len(verbatim)} objects")
-    rest = list(compress(lines, ~verbatim))
-    return list(compress(lines, verbatim)) + (canonical_ntriples(b"\n".join(rest) + b"\n").splitlines() if rest else [])
+    if isinstance(objects.dtype, pd.CategoricalDtype):
+        codes, terms = objects.cat.codes.to_numpy(), pd.Index(objects.cat.categories)
+    else:
+        codes, terms = pd.factorize(objects)
+        terms = pd.Index(terms)
+    if len(lines) != len(codes):
+        raise ValueError(f"{len(lines)} lines for {len(codes)} objects")
+    used = np.zeros(len(terms), dtype=bool)
+    used[codes] = True
+    odd = np.flatnonzero(used & ~np.asarray(terms.str.match(_VERBATIM), dtype=bool))
+    if not len(odd):
+        return lines
+    written = [str(t) for t in terms[odd]]
+    changed = {
+        int(code): (len(old.encode("utf-8")), new.encode("utf-8"))
+        for code, old, new in zip(odd, written, canonical_terms(written), strict=True)
+        if new != old
+    }
+    if changed:
+        for row in np.flatnonzero(np.isin(codes, list(changed))).tolist():
+            size, new = changed[int(codes[row])]
+            line = lines[row]
+            lines[row] = line[: len(line) - size - 2] + new + b" ."
+    return lines
 
 
 def _has_ontology(store: Store) -> bool:

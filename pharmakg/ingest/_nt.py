@@ -8,13 +8,16 @@ within a small factor of it.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from urllib.parse import quote
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..terms import XSD
 
-__all__ = ["encode_ids", "escape_column", "iri", "iri_column", "literal_column", "mint", "plain"]
+__all__ = ["encode_ids", "escape_column", "iri", "iri_column", "literal_column", "member", "mint", "plain"]
 
 
 _LITERAL = re.compile(r'^"(?P<lex>.*)"(?:\^\^<[^>]*>|@[A-Za-z0-9-]+)?$', re.S)
@@ -58,13 +61,16 @@ _UNSAFE = r"[^A-Za-z0-9._~-]"
 
 def encode_ids(ids: pd.Series) -> pd.Series:
     """Percent-encode ids for use in an IRI path segment (``/`` too); most ids need nothing."""
-    ids = ids.astype(object)
     unsafe = ids.str.contains(_UNSAFE, regex=True, na=False)
     if not unsafe.any():
         return ids
-    out = ids.copy()
-    out[unsafe] = ids[unsafe].map(lambda v: quote(str(v), safe=""))
-    return out
+    text = pa.array(ids, type=pa.large_string(), from_pandas=True)
+    # the few distinct characters to encode, each replaced everywhere at once ('%' first, or it would be encoded twice)
+    rest = pc.replace_substring_regex(pc.unique(text.filter(pc.is_valid(text))), _UNSAFE.replace("^", "", 1), "")
+    chars = sorted(set("".join(v for v in rest.to_pylist() if v)), key=lambda c: c != "%")
+    for c in chars:
+        text = pc.replace_substring(text, c, quote(c, safe=""))
+    return pd.Series(pd.array(text, dtype="str"), index=ids.index)
 
 
 def mint(base: str, kind: str, ids: pd.Series) -> pd.Series:
@@ -74,5 +80,20 @@ def mint(base: str, kind: str, ids: pd.Series) -> pd.Series:
 
 def iri_column(iris: pd.Series) -> pd.Series:
     """``<iri>`` for each IRI; missing stays missing."""
-    s = iris.astype(object)
-    return ("<" + s.fillna("") + ">").where(s.notna())
+    return ("<" + iris.fillna("") + ">").where(iris.notna())
+
+
+def member(values: pd.Series, allowed: Collection[str]) -> pd.Series:
+    """``values.isin(allowed)`` for big sets of strings, in Arrow.
+
+    pandas' ``isin`` on Arrow strings converts every allowed value to an Arrow
+    scalar in Python first (3 s for the ids of one bundle); missing values are never members.
+    """
+    if not len(allowed):
+        return pd.Series(False, index=values.index)
+    got = pc.is_in(
+        pa.array(values, type=pa.large_string(), from_pandas=True),
+        value_set=pa.array(list(allowed), type=pa.large_string()),
+        skip_nulls=True,
+    )
+    return pd.Series(got.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)

@@ -69,6 +69,7 @@ def read_table(path: Path, *, label: str | None = None) -> pd.DataFrame:
             numbers.append(reader.line_num)
     except csv.Error as exc:
         raise IngestError(Where(name, reader.line_num), f"malformed CSV: {exc}") from exc
-    frame = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
+    # Arrow strings: the mapping's string operations then run in C++ rather than per Python object
+    frame = pd.DataFrame(rows, columns=header, dtype="str") if rows else pd.DataFrame(columns=header, dtype="str")
     frame[LINE] = pd.array(numbers, dtype="int64") if numbers else pd.Series([], dtype="int64")
     return frame

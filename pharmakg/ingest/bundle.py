@@ -22,9 +22,10 @@ from .. import terms as T
 from .. import units
 from ..errors import ConflictError, IngestError, PharmaKGWarning, UnitError, Where
 from ._lookup import StoreLookup
-from ._nt import encode_ids, iri_column, literal_column, mint
+from ._nt import encode_ids, iri_column, literal_column, member, mint
 from ._read import LINE, read_table
 from ._spec import KIND_CLASS, TABLES, Col, TableSpec
+from ._triples import TripleParts, keep_rows
 
 __all__ = ["StagedBundle", "stage_bundle", "MULTI_VALUED", "TRIPLE_COLUMNS"]
 
@@ -59,10 +60,13 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 class StagedBundle:
     """Everything a load will write, not yet written."""
 
-    triples: pd.DataFrame  # TRIPLE_COLUMNS; s/p/o are N-Triples terms
+    triples: pd.DataFrame  # TRIPLE_COLUMNS (+ TEXT_COLUMNS); s/p/o are N-Triples terms, coded (see _triples)
     rows: dict[str, int] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     referenced: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["iri", "type"]))
+    #: with ``on_mapped``: the N-Triples handed to it, the same set of triples as ``triples`` but with
+    #: its repeats, and their objects line by line
+    mapped: tuple[bytes, pd.Series] | None = None
 
 
 def _err(
@@ -91,7 +95,7 @@ class _Mapper:
         self.frames = frames
         self.base = base
         self.lookup = lookup
-        self.parts: list[pd.DataFrame] = []
+        self.parts = TripleParts()
         self.defined: dict[str, set[str]] = {}
         self.refs: list[tuple[TableSpec, pd.DataFrame, str, str, pd.Series]] = []  # spec, frame, col, kind, iris
         self.labels = {name: f.attrs["label"] for name, f in frames.items()}
@@ -102,17 +106,10 @@ class _Mapper:
         mask = o.notna()
         if not mask.any():
             return
-        part = pd.DataFrame(
-            {
-                "s": s[mask].to_numpy(),
-                "p": f"<{p}>",
-                "o": o[mask].to_numpy(),
-                "file": self.labels[spec.file],
-                "line": frame.loc[mask, LINE].to_numpy(),
-                "column": column,
-            }
-        )
-        self.parts.append(part)
+        if mask.all():
+            self.parts.add(s, f"<{p}>", o, self.labels[spec.file], frame[LINE].to_numpy(), column)
+        else:
+            self.parts.add(s[mask], f"<{p}>", o[mask], self.labels[spec.file], frame.loc[mask, LINE].to_numpy(), column)
 
     def node_iris(self, spec: TableSpec, frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         """Row node IRIs and identifiers (composite keys joined by '/')."""
@@ -215,7 +212,7 @@ class _Mapper:
 
     def _named(self, spec: TableSpec, frame: pd.DataFrame, names: pd.Series, kind: str, column: str) -> None:
         """Nodes minted from a name (supplier, customer, analyst, sample): type, id, label."""
-        sub = frame.loc[names.index].drop_duplicates(subset=[column])
+        sub = frame.loc[names.index, [column, LINE]].drop_duplicates(subset=[column])
         if sub.empty:
             return
         node = iri_column(mint(self.base, kind, sub[column]))
@@ -271,12 +268,12 @@ class _Mapper:
         elif col.target == "parameter|attribute":
             as_param = mint(self.base, "parameter", cells)
             as_attr = mint(self.base, "attribute", cells)
-            known_param = as_param.isin(self.defined.get("parameter", set()))
-            known_attr = as_attr.isin(self.defined.get("attribute", set()))
+            known_param = member(as_param, self.defined.get("parameter", set()))
+            known_attr = member(as_attr, self.defined.get("attribute", set()))
             unknown = ~(known_param | known_attr) & filled
             if unknown.any():
                 found = set(self.lookup.types(as_param[unknown].tolist() + as_attr[unknown].tolist())["iri"])
-                known_param |= as_param.isin(found)
+                known_param |= member(as_param, found)
             iris = as_param.where(known_param, as_attr)
         else:
             iris = mint(self.base, col.target or "", cells)
@@ -450,6 +447,8 @@ def _check_required(spec: TableSpec, frame: pd.DataFrame) -> None:
 def _dedupe_rows(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """Drop exact duplicate rows; two different rows with the same key are a conflict."""
     key = [k for k in spec.key if k in frame.columns]
+    if not frame.duplicated(subset=key).any():  # the common case: hash the key columns only
+        return frame
     content = [c for c in frame.columns if c != LINE]
     frame = frame.drop_duplicates(subset=content)
     dup = frame.duplicated(subset=key, keep=False)
@@ -473,8 +472,16 @@ def stage_bundle(
     base: str,
     lookup: StoreLookup,
     progress: Callable[[str], None] | None = None,
+    on_mapped: Callable[[bytes], None] | None = None,
 ) -> StagedBundle:
-    """Read, check and map every file of a bundle folder; write nothing."""
+    """Read, check and map every file of a bundle folder; write nothing.
+
+    ``on_mapped`` is called with the N-Triples of every triple once all rows are
+    mapped and every reference resolves, before repeats are dropped and the rows
+    are checked against each other: a load can start writing them to a copy of the
+    store while those checks run. The triples staged in the end are exactly those
+    (this function drops repeats, never a triple).
+    """
     known = {t.file for t in TABLES}
     present = sorted(p.name for p in folder.glob("*.csv"))
     for name in present:
@@ -509,11 +516,22 @@ def stage_bundle(
             mapper.map_table(spec, frames[spec.file])
     if prod is not None:
         _produced_lots(mapper, prod)
-    triples = pd.concat(mapper.parts, ignore_index=True) if mapper.parts else pd.DataFrame(columns=TRIPLE_COLUMNS)
     referenced = _check_references(mapper)
-    triples = triples.drop_duplicates(subset=["s", "p", "o"]).reset_index(drop=True)
+    mapped = None
+    if not mapper.parts:
+        triples = pd.DataFrame(columns=TRIPLE_COLUMNS)
+    elif on_mapped is None:
+        triples = mapper.parts.frame()
+    else:
+        lines = mapper.parts.nt_lines()
+        on_mapped(lines)
+        triples = mapper.parts.frame()
+        mapped = (lines, triples["o"])
+    triples = keep_rows(triples, ~triples.duplicated(subset=["s", "p", "o"]).to_numpy())
     _check_internal_conflicts(triples)
-    return StagedBundle(triples=triples, rows=rows, files=[folder / f for f in frames], referenced=referenced)
+    return StagedBundle(
+        triples=triples, rows=rows, files=[folder / f for f in frames], referenced=referenced, mapped=mapped
+    )
 
 
 def _produced_lots(mapper: _Mapper, prod: pd.DataFrame) -> None:
@@ -525,7 +543,7 @@ def _produced_lots(mapper: _Mapper, prod: pd.DataFrame) -> None:
         return
     iris = mint(mapper.base, "lot", new["lot_id"])
     existing = set(mapper.lookup.types(iris.tolist())["iri"])
-    keep = ~iris.isin(existing)
+    keep = ~member(iris, existing)
     new, iris = new[keep], iris[keep]
     if new.empty:
         return
@@ -556,7 +574,7 @@ def _check_references(mapper: _Mapper) -> pd.DataFrame:
     in_store = set(found["iri"])
     for spec, frame, col, kind, iris in mapper.refs:
         defined = set().union(*(mapper.defined.get(k, set()) for k in kind.split("|")))
-        missing = frame[col].ne("") & (iris.isna() | ~(iris.isin(defined) | iris.isin(in_store)))
+        missing = frame[col].ne("") & (iris.isna() | ~(member(iris, defined) | member(iris, in_store)))
         if missing.any():
             what = kind.replace("|", " or ")
             raise _err(
@@ -570,11 +588,12 @@ def _check_references(mapper: _Mapper) -> pd.DataFrame:
 
 
 def _check_internal_conflicts(triples: pd.DataFrame) -> None:
-    single = triples[~triples["p"].isin(MULTI_VALUED)]
-    counts = single.groupby(["s", "p"], sort=False)["o"].transform("size")
-    clash = single[counts > 1]
-    if clash.empty:
+    single = ~triples["p"].isin(MULTI_VALUED).to_numpy()
+    keys = pd.DataFrame({c: _codes(triples[c])[single] for c in ("s", "p")})
+    twice = keys.duplicated(keep=False).to_numpy()
+    if not twice.any():
         return
+    clash = triples[single][twice]
     first_key = clash.iloc[0][["s", "p"]]
     both = clash[(clash["s"] == first_key["s"]) & (clash["p"] == first_key["p"])].sort_values(["file", "line"])
     a, b = both.iloc[0], both.iloc[1]
@@ -583,3 +602,10 @@ def _check_internal_conflicts(triples: pd.DataFrame) -> None:
         f"gives {b['s']} the value {b['o']} but {a['file']} line {int(a['line'])} gives it {a['o']}",
         value=b["o"],
     )
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """Integer codes of a term column: a Categorical's own, else factorised."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy()
+    return pd.factorize(column)[0]

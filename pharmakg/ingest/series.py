@@ -54,11 +54,12 @@ from .. import terms as T
 from ..errors import ConflictError, IngestError, StoreError, UnitError, Where
 from ..store.base import Store, sparql_string
 from ..validate import check_triples
-from . import _diff_with_store, _has_ontology, _lines, _ontology_nquads, _raise_for_violations, source_graph
+from . import _diff_with_store, _has_ontology, _ontology_nquads, _raise_for_violations, source_graph
 from ._lookup import StoreLookup
 from ._read import LINE, read_table
 from ._series_read import Points, read_points
 from ._series_store import Staging, empty_frame, file_sha256, read_window, recover, relative_file, series_table
+from ._triples import nt_lines
 
 __all__ = [
     "FEATURES",
@@ -595,7 +596,7 @@ def load_series(
         report = check_triples(new, present, refs)
         if not report.conforms:
             _raise_for_violations(report, new)
-        ntriples = _lines(new["s"] + " " + new["p"] + " " + new["o"])
+        ntriples = nt_lines(new)
         payload = b"" if _has_ontology(store) else _ontology_nquads()
         sources = [audit.SourceRecord.of_file(path, pts.rows_read)]
         if isinstance(mapping, str | Path):

@@ -35,6 +35,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,7 +44,7 @@ import pyoxigraph as ox
 from ..errors import NotAStoreError, ReadOnlyStoreError, StoreError, StoreLockedError
 from .base import Functions, RawResult, SelectFormat, as_nquads, query_error
 
-__all__ = ["BULK_THRESHOLD_BYTES", "EmbeddedStore", "canonical_ntriples"]
+__all__ = ["BULK_THRESHOLD_BYTES", "EmbeddedStore", "canonical_ntriples", "canonical_terms"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,23 @@ def canonical_ntriples(data: bytes, *, chunk_bytes: int = 64 * 1024 * 1024) -> b
     return b"".join(out)
 
 
+_TERM_SUBJECT = b"<urn:pharmakg:term:%d> <urn:pharmakg:term> %s .\n"
+
+
+def canonical_terms(terms: Sequence[str]) -> list[str]:
+    """Each object term (N-Triples syntax) as an embedded store serialises it (see :func:`canonical_ntriples`).
+
+    One line per distinct term rather than per triple: a staged graph repeats its
+    values (a process parameter's set point on every batch) far more than it has them.
+    """
+    data = b"".join(_TERM_SUBJECT % (i, t.encode("utf-8")) for i, t in enumerate(terms))
+    out = list(terms)
+    for line in canonical_ntriples(data).splitlines():
+        subject, _, rest = line.partition(b" ")
+        out[int(subject[len(b"<urn:pharmakg:term:") : -1])] = rest.partition(b" ")[2][:-2].decode("utf-8")
+    return out
+
+
 class _PreparedLoad:
     """A bulk load into a copy of the store, running on a second thread until its ``add`` comes.
 
@@ -107,6 +125,10 @@ class _PreparedLoad:
     def _load(self) -> None:
         self._store = ox.Store(str(self.directory))
         self._store.bulk_load(self.ntriples, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(self.graph))
+
+    def matches(self, ntriples: bytes, graph: str | None, revision: int | None) -> bool:
+        """Whether this copy is being filled with these very bytes (identity: comparing them would cost a pass) for this graph and revision."""
+        return self.ntriples is ntriples and self.graph == graph and self.revision == revision
 
     def result(self) -> ox.Store:
         """The filled copy, once the load is done (raises what the bulk load raised)."""
@@ -306,6 +328,9 @@ class EmbeddedStore:
         for payloads big enough for the checkpoint path; otherwise it does nothing.
         """
         self._check_writable()
+        prepared = self._prepared
+        if prepared is not None and prepared.matches(ntriples, graph, self.revision):
+            return  # already under way
         self.discard_prepared()
         if self.path is None or len(ntriples) < BULK_THRESHOLD_BYTES:
             return
@@ -321,7 +346,7 @@ class EmbeddedStore:
         prepared = self._prepared
         if prepared is None:
             return None
-        if prepared.ntriples is ntriples and prepared.graph == graph and prepared.revision == self.revision:
+        if prepared.matches(ntriples, graph, self.revision):
             self._prepared = None
             return prepared
         self.discard_prepared()

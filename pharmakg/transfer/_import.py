@@ -368,7 +368,9 @@ def import_package(
         # the history is the bulk of it, as lines pyoxigraph serialised: checkpoint it from them, not by a read-back
         # (blank nodes are renamed by the store, so such lines are read back instead)
         fresh = (
-            {hgraph: lambda: [line for line in history.splitlines() if line.strip()]} if b"_:" not in history else {}
+            {hgraph: lambda: audit.lines_state(hgraph, (line for line in history.splitlines() if line.strip()))}
+            if b"_:" not in history
+            else {}
         )
         audit.commit_add(kg.store, kg.base, rec, nquads, graphs=list(blocks), fresh=fresh)
     else:
