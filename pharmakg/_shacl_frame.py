@@ -92,7 +92,7 @@ class _Terms:
         codes = base.get_indexer(pd.Index(rest)) if len(base) else np.full(len(rest), -1)
         new = codes < 0
         added, more = pd.factorize(rest[new])
-        codes[new] = len(base) + added
+        codes[new] = np.where(added >= 0, len(base) + added, -1)  # a missing term stays -1, matching nothing
         self.uniques = base.append(pd.Index(more, dtype=base.dtype)) if len(more) else base
         self.index = pd.Index(self.uniques)
         offsets = np.cumsum([0, *[len(c) for c in columns]])

@@ -590,3 +590,17 @@ def test_staged_triples_are_coded_over_one_set_of_terms_and_written_as_mapped() 
     assert nt_lines(plain) == expected
     quads = nt_lines(plain.assign(g="<urn:g>"), ("s", "p", "o", "g"))
     assert quads.splitlines()[0] == b'<urn:a> <urn:p> "x" <urn:g> .'
+
+
+def test_a_missing_term_is_refused_when_staged_and_matches_nothing_in_shacl() -> None:
+    from pharmakg._shacl_frame import _Terms
+    from pharmakg.ingest._triples import TripleParts
+
+    parts = TripleParts()
+    with pytest.raises(ValueError, match=r"f\.csv, column c"):
+        parts.add(pd.Series(["<urn:a>", None], dtype="str"), "<urn:p>", pd.Series(['"x"', '"y"']), "f.csv", [2, 3], "c")
+    parts.add(pd.Series(["<urn:a>"], dtype="str"), "<urn:p>", pd.Series(['"x"'], dtype="str"), "f.csv", [2], "c")
+    coded = parts.frame()
+    context = pd.DataFrame({"s": ["<urn:a>"], "p": ["<urn:p>"], "o": [None]}, dtype=object)
+    terms = _Terms([coded, context], ["<urn:p>"])
+    assert terms.coded(1).iloc[0].tolist() == [int(coded["s"].cat.codes[0]), int(coded["p"].cat.codes[0]), -1]

@@ -193,7 +193,7 @@ def load_path(
         if embedded is not None:  # the big bulk load runs on a second thread while SHACL checks the same triples
             embedded.prepare_add(ntriples, target)
         fresh: dict[str, Callable[[], audit.GraphState]] = {}
-        if embedded is not None and b"_:" not in ntriples:
+        if embedded is not None and b"_:" not in ntriples and not audit.holds_data(store, target):
             # into a new graph: checkpoint it from the lines the store will hold rather than by reading it back,
             # worked out on a third thread while SHACL runs (a failed load leaves the thread to finish unheard)
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-checkpoint")

@@ -53,8 +53,11 @@ class TripleParts:
 
     def add(self, s: pd.Series, p: str, o: pd.Series, file: str, line: np.ndarray, column: str) -> None:
         """One part: ``s`` and ``o`` aligned, without missing values; ``p`` an N-Triples IRI."""
-        self._s.append(_arrow(s))
-        self._o.append(_arrow(o))
+        subjects, objects = _arrow(s), _arrow(o)
+        if subjects.null_count or objects.null_count:  # a missing term would take another's code
+            raise ValueError(f"{file}, column {column}: a triple without its subject or object")
+        self._s.append(subjects)
+        self._o.append(objects)
         self._p.append(p)
         self._file.append(file)
         self._column.append(column)
