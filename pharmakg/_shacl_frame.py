@@ -94,7 +94,8 @@ class _Terms:
         added, more = pd.factorize(rest[new])
         codes[new] = np.where(added >= 0, len(base) + added, -1)  # a missing term stays -1, matching nothing
         self.uniques = base.append(pd.Index(more, dtype=base.dtype)) if len(more) else base
-        self.index = pd.Index(self.uniques)
+        # the shapes' own terms, by name: looking them up in the index of a million terms hashes it again
+        self._known = dict(zip(extra, codes[len(rest) - len(extra) :].tolist(), strict=True))
         offsets = np.cumsum([0, *[len(c) for c in columns]])
         self._columns = own + [codes[a:b] for a, b in itertools.pairwise(offsets)]
 
@@ -104,10 +105,13 @@ class _Terms:
         return pd.DataFrame({"s": s, "p": p, "o": o})
 
     def code(self, terms: list[str]) -> np.ndarray:
-        return np.asarray(self.index.get_indexer(terms))
+        if all(t in self._known for t in terms):
+            return np.array([self._known[t] for t in terms], dtype=np.int64)
+        return np.asarray(pd.Index(self.uniques).get_indexer(terms))
 
-    def text(self, codes: np.ndarray) -> np.ndarray:
-        return np.asarray(self.uniques.take(codes))
+    def text(self, codes: np.ndarray) -> pd.Series:
+        """The terms of ``codes`` as Arrow strings (no Python objects on the way)."""
+        return pd.Series(self.uniques.take(codes).array).astype("string[pyarrow]")
 
 
 def check_frames(
@@ -220,29 +224,37 @@ def _value_violations(
         )
         hit = rows.merge(ok, on=["ci", "o"], how="left", indicator=True)["_merge"].to_numpy() == "both"
         return rows[~hit]
-    # the rest reads the term text (Arrow strings: the tests below run in C++), one pass per constraint
-    text = pd.Series(terms.text(rows["o"].to_numpy()), index=rows.index, dtype="string[pyarrow]")
+    # the rest reads the term text (Arrow strings: the tests below run in C++), one pass per constraint,
+    # over the distinct values (a set point repeats on every batch; sorted codes also read the terms in order)
+    distinct, of_row = np.unique(rows["o"].to_numpy(), return_inverse=True)
+    text = terms.text(distinct)
     bad = np.zeros(len(rows), dtype=bool)
-    for i in np.unique(ci):
-        sel = ci == i
-        t = text[sel]
-        value = constraints[i].arg
+    same_test: dict[str, list[int]] = {}  # constraints with one argument (xsd:double on forty paths) share a pass
+    for i in np.unique(ci).tolist():
+        same_test.setdefault(str(constraints[i].arg), []).append(i)
+    for group in same_test.values():
+        sel = np.isin(ci, group)
+        used = np.unique(of_row[sel])
+        t = text.iloc[used].reset_index(drop=True)
+        value = constraints[group[0]].arg
         if kind == "nodeKind":
-            ok = t.str.startswith(_NODE_KIND[value]).to_numpy(dtype=bool)
+            passed = t.str.startswith(_NODE_KIND[value]).to_numpy(dtype=bool)
         elif kind == "datatype":
             if value == T.XSD + "string":
-                ok = (t.str.startswith('"') & t.str.endswith('"')).to_numpy(dtype=bool)
+                passed = (t.str.startswith('"') & t.str.endswith('"')).to_numpy(dtype=bool)
             elif value == T.RDF + "langString":
-                ok = t.str.match(r'^".*"@[A-Za-z0-9-]+$').to_numpy(dtype=bool)
+                passed = t.str.match(r'^".*"@[A-Za-z0-9-]+$').to_numpy(dtype=bool)
             else:
-                ok = (t.str.startswith('"') & t.str.endswith(f'"^^<{value}>')).to_numpy(dtype=bool)
+                passed = (t.str.startswith('"') & t.str.endswith(f'"^^<{value}>')).to_numpy(dtype=bool)
         elif kind in ("minInclusive", "maxInclusive"):
             lex = t.astype(object).str.extract(_LITERAL)["lex"]
             num = pd.to_numeric(lex, errors="coerce").to_numpy(dtype=float)
             bound = float(value.value)
-            ok = (num >= bound) if kind == "minInclusive" else (num <= bound)
-            ok &= t.str.startswith('"').to_numpy(dtype=bool)
+            passed = (num >= bound) if kind == "minInclusive" else (num <= bound)
+            passed &= t.str.startswith('"').to_numpy(dtype=bool)
         else:
             raise ValueError(f"unsupported SHACL constraint {kind}")
-        bad[sel] = ~ok
+        ok_distinct = np.zeros(len(distinct), dtype=bool)
+        ok_distinct[used] = passed
+        bad[sel] = ~ok_distinct[of_row[sel]]
     return rows[bad]
