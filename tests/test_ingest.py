@@ -604,3 +604,53 @@ def test_a_missing_term_is_refused_when_staged_and_matches_nothing_in_shacl() ->
     context = pd.DataFrame({"s": ["<urn:a>"], "p": ["<urn:p>"], "o": [None]}, dtype=object)
     terms = _Terms([coded, context], ["<urn:p>"])
     assert terms.coded(1).iloc[0].tolist() == [int(coded["s"].cat.codes[0]), int(coded["p"].cat.codes[0]), -1]
+
+
+_CELL = st.text(alphabet=st.sampled_from(list('ab1 \t;,é-\u2028\xa0"')), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1, 4).flatmap(
+        lambda w: st.lists(
+            st.one_of(st.lists(_CELL, min_size=w, max_size=w), st.lists(_CELL, min_size=1, max_size=4)),
+            min_size=1,
+            max_size=6,
+        )
+    ),
+    sep=st.sampled_from([",", ";"]),
+    final_newline=st.booleans(),
+)
+def test_the_fast_csv_reader_agrees_with_the_stdlib_one(
+    rows: list[list[str]], sep: str, final_newline: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Whatever Arrow's reader takes, it reads as the stdlib reader does (cells, line numbers, skipped rows)."""
+    from pharmakg.ingest import _read
+
+    text = "\n".join(sep.join(r) for r in [["id", "name", "x", "y"][: len(rows[0])], *rows])
+    text += "\n" if final_newline else ""
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    path.write_text(text, encoding="utf-8")
+    fast = _read._read_plain(text, str(path))
+    if fast is None:
+        return  # left to the stdlib reader
+    original = _read._read_plain
+    try:
+        _read._read_plain = lambda text, name: None  # type: ignore[assignment]
+        slow = _read.read_table(path)
+    except IngestError:
+        raise AssertionError("the fast reader took a file the stdlib reader refuses") from None
+    finally:
+        _read._read_plain = original  # type: ignore[assignment]
+    pd.testing.assert_frame_equal(fast, slow, check_dtype=False)
+
+
+def test_a_plain_csv_takes_the_fast_reader_and_keeps_its_line_numbers() -> None:
+    from pharmakg.ingest import _read
+
+    frame = _read._read_plain("id;name\nA; b \n;\nC;d\n", "t.csv")
+    assert frame is not None
+    assert frame.values.tolist() == [["A", "b", 2], ["C", "d", 4]]  # the row of empty cells is skipped
+    assert _read._read_plain('id,name\n"A",b\n', "t.csv") is None  # quotes: the stdlib reader
+    assert _read._read_plain("id,name\n\nA,b\n", "t.csv") is None  # a blank line would shift the numbers
+    assert _read._read_plain("id,name\nA,b,c\n", "t.csv") is None  # ragged: the stdlib reader names the line
