@@ -425,11 +425,20 @@ def _data_dirs(store: Path) -> list[str]:
     return sorted(p.name for p in store.iterdir() if p.name.startswith("data-"))
 
 
+def _assert_the_copy_goes(store: Path) -> None:
+    """A dropped copy is removed once its bulk load stops: one data directory is left."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while len(_data_dirs(store)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_data_dirs(store)) == 1
+
+
 def test_a_big_load_starts_its_bulk_load_before_shacl_and_a_violation_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With every load on the bulk path, the copy filled during SHACL is switched in, or dropped on a violation."""
-    import time
 
     from pharmakg import audit
     from pharmakg.store import oxigraph
@@ -455,10 +464,7 @@ def test_a_big_load_starts_its_bulk_load_before_shacl_and_a_violation_changes_no
     with pytest.raises(pharmakg.ValidationError):
         kg.load(bad, reason="should fail")
     assert kg.export(format="nq") == before
-    deadline = time.monotonic() + 30
-    while len(_data_dirs(store)) > 1 and time.monotonic() < deadline:  # the dropped copy goes once its load stops
-        time.sleep(0.05)
-    assert len(_data_dirs(store)) == 1
+    _assert_the_copy_goes(store)
     kg.close()
 
 
@@ -520,7 +526,6 @@ def test_a_conflict_found_after_the_bulk_load_started_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
-    import time
 
     started = _spy_prepared(monkeypatch)
     broken = tmp_path / "broken"
@@ -535,10 +540,7 @@ def test_a_conflict_found_after_the_bulk_load_started_changes_nothing(
     assert err.value.where.file.endswith("results.csv") and err.value.line == 4
     assert len(started) == 1  # the copy was being filled when the conflict was found
     assert kg.export(format="nq") == before
-    deadline = time.monotonic() + 30
-    while len(_data_dirs(store)) > 1 and time.monotonic() < deadline:  # the dropped copy goes once its load stops
-        time.sleep(0.05)
-    assert len(_data_dirs(store)) == 1
+    _assert_the_copy_goes(store)
     kg.close()
 
 
