@@ -164,7 +164,8 @@ def load_path(
         if path.is_dir():
             # into a store without data, nothing staged can already be there: the bulk load into the
             # store's copy starts as soon as the rows are mapped, and runs while they are checked
-            start = partial(embedded.prepare_add, graph=target) if embedded is not None and lookup.empty else None
+            on_disk = embedded is not None and embedded.path is not None  # in memory, no copy is made
+            start = partial(embedded.prepare_add, graph=target) if embedded and on_disk and lookup.empty else None
             staged = stage_bundle(path, base=base, lookup=lookup, progress=progress, on_mapped=start)
             n = len(staged.triples)  # one graph for every row: a Categorical, not a million copies of its IRI
             staged.triples["g"] = pd.Categorical.from_codes(
