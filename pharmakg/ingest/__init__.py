@@ -31,7 +31,7 @@ from ..validate import ONTOLOGY_PATH, ValidationReport, check_triples
 from ._lookup import StoreLookup
 from ._nt import plain
 from ._spec import SHORTCUT_CHECKS, ShortcutCheck
-from ._triples import keep_rows, nt_lines
+from ._triples import keep_rows, nt_lines, term_codes
 from .batchml import is_batchml, stage_xml
 from .bundle import MULTI_VALUED, stage_bundle
 from .rdf import RDF_SUFFIXES, stage_rdf
@@ -256,11 +256,7 @@ def _stored_lines(ntriples: bytes, objects: pd.Series) -> list[bytes]:
     read the store's way once (:func:`canonical_terms`) and only the lines whose
     object it changes are rewritten."""
     lines = ntriples.split(b"\n")[:-1]
-    if isinstance(objects.dtype, pd.CategoricalDtype):
-        codes, terms = objects.cat.codes.to_numpy(), pd.Index(objects.cat.categories)
-    else:
-        codes, terms = pd.factorize(objects)
-        terms = pd.Index(terms)
+    codes, terms = term_codes(objects)
     if len(lines) != len(codes):
         raise ValueError(f"{len(lines)} lines for {len(codes)} objects")
     used = np.zeros(len(terms), dtype=bool)

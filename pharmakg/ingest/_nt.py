@@ -17,7 +17,17 @@ import pyarrow.compute as pc
 
 from ..terms import XSD
 
-__all__ = ["encode_ids", "escape_column", "iri", "iri_column", "literal_column", "member", "mint", "plain"]
+__all__ = [
+    "arrow_strings",
+    "encode_ids",
+    "escape_column",
+    "iri",
+    "iri_column",
+    "literal_column",
+    "member",
+    "mint",
+    "plain",
+]
 
 
 _LITERAL = re.compile(r'^"(?P<lex>.*)"(?:\^\^<[^>]*>|@[A-Za-z0-9-]+)?$', re.S)
@@ -64,7 +74,7 @@ def encode_ids(ids: pd.Series) -> pd.Series:
     unsafe = ids.str.contains(_UNSAFE, regex=True, na=False)
     if not unsafe.any():
         return ids
-    text = pa.array(ids, type=pa.large_string(), from_pandas=True)
+    text = arrow_strings(ids)
     # the few distinct characters to encode, each replaced everywhere at once ('%' first, or it would be encoded twice)
     rest = pc.replace_substring_regex(pc.unique(text.filter(pc.is_valid(text))), _UNSAFE.replace("^", "", 1), "")
     chars = sorted(set("".join(v for v in rest.to_pylist() if v)), key=lambda c: c != "%")
@@ -92,8 +102,13 @@ def member(values: pd.Series, allowed: Collection[str]) -> pd.Series:
     if not len(allowed):
         return pd.Series(False, index=values.index)
     got = pc.is_in(
-        pa.array(values, type=pa.large_string(), from_pandas=True),
+        arrow_strings(values),
         value_set=pa.array(list(allowed), type=pa.large_string()),
         skip_nulls=True,
     )
     return pd.Series(got.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
+
+
+def arrow_strings(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A column of strings as Arrow large strings (zero-copy when it is Arrow already); missing stays null."""
+    return pa.array(values, type=pa.large_string(), from_pandas=True)

@@ -23,10 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["TEXT_COLUMNS", "TripleParts", "keep_rows", "nt_lines"]
+from ._nt import arrow_strings
 
-#: columns of an assembled table that repeat ``s`` and ``o`` as text, in row order
-TEXT_COLUMNS = ["s_text", "o_text"]
+__all__ = ["TripleParts", "keep_rows", "nt_lines", "term_codes"]
 
 _STR = pa.large_string()
 
@@ -37,7 +36,7 @@ def _arrow(values: pd.Series) -> pa.Array | pa.ChunkedArray:
         cats = _arrow(pd.Series(values.cat.categories))
         taken = pc.take(cats, pa.array(values.cat.codes.to_numpy(), mask=values.isna().to_numpy()))
         return taken.cast(_STR)
-    return pa.array(values, type=_STR, from_pandas=True)
+    return arrow_strings(values)
 
 
 @dataclass
@@ -102,6 +101,14 @@ class TripleParts:
 def _repeat(values: list[str], lengths: np.ndarray) -> pd.Categorical:
     cats, of_part = np.unique(np.array(values, dtype=object), return_inverse=True)
     return pd.Categorical.from_codes(np.repeat(of_part, lengths), categories=pd.Index(cats, dtype="str"))
+
+
+def term_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of a term column and the terms they stand for: a Categorical's own, else factorised."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(), pd.Index(column.cat.categories)
+    codes, terms = pd.factorize(column)
+    return codes, pd.Index(terms)
 
 
 def keep_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:

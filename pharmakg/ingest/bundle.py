@@ -25,7 +25,7 @@ from ._lookup import StoreLookup
 from ._nt import encode_ids, iri_column, literal_column, member, mint
 from ._read import LINE, read_table
 from ._spec import KIND_CLASS, TABLES, Col, TableSpec
-from ._triples import TripleParts, keep_rows
+from ._triples import TripleParts, keep_rows, term_codes
 
 __all__ = ["StagedBundle", "stage_bundle", "MULTI_VALUED", "TRIPLE_COLUMNS"]
 
@@ -60,7 +60,7 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 class StagedBundle:
     """Everything a load will write, not yet written."""
 
-    triples: pd.DataFrame  # TRIPLE_COLUMNS (+ TEXT_COLUMNS); s/p/o are N-Triples terms, coded (see _triples)
+    triples: pd.DataFrame  # TRIPLE_COLUMNS (+ s_text, o_text); s/p/o are N-Triples terms, coded (see _triples)
     rows: dict[str, int] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     referenced: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["iri", "type"]))
@@ -589,7 +589,7 @@ def _check_references(mapper: _Mapper) -> pd.DataFrame:
 
 def _check_internal_conflicts(triples: pd.DataFrame) -> None:
     single = ~triples["p"].isin(MULTI_VALUED).to_numpy()
-    keys = pd.DataFrame({c: _codes(triples[c])[single] for c in ("s", "p")})
+    keys = pd.DataFrame({c: term_codes(triples[c])[0][single] for c in ("s", "p")})
     twice = keys.duplicated(keep=False).to_numpy()
     if not twice.any():
         return
@@ -602,10 +602,3 @@ def _check_internal_conflicts(triples: pd.DataFrame) -> None:
         f"gives {b['s']} the value {b['o']} but {a['file']} line {int(a['line'])} gives it {a['o']}",
         value=b["o"],
     )
-
-
-def _codes(column: pd.Series) -> np.ndarray:
-    """Integer codes of a term column: a Categorical's own, else factorised."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.cat.codes.to_numpy()
-    return pd.factorize(column)[0]
