@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 import pharmakg
 from pharmakg import IngestError
+from pharmakg.ingest import _CANONICAL_DATES
+from pharmakg.store import oxigraph
 
 from .conftest import MINI
 
@@ -390,6 +392,36 @@ def test_a_new_graph_is_checkpointed_from_exactly_the_lines_the_store_holds(tmp_
     assert set(_stored_lines(ntriples.encode(), objects.astype("category"))) == audit.graph_lines(store, graph)
 
 
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+#: dates and times near the canonical form: zones the store rewrites (+00:00), 24:00, fractions
+_NEAR_DATES = st.builds(
+    lambda day, time, frac, zone, kind: (
+        f'"{day}T{time}{frac}{zone}"^^<{_XSD}dateTime>' if kind else f'"{day}{zone}"^^<{_XSD}date>'
+    ),
+    day=st.sampled_from(["2025-03-01", "2024-02-29", "2025-02-30", "0000-01-01", "9999-12-31"]),
+    time=st.sampled_from(["00:00:00", "09:30:15", "23:59:59", "24:00:00", "12:00:60"]),
+    frac=st.sampled_from(["", "", ".0", ".5", ".500"]),
+    zone=st.sampled_from(["", "Z", "+00:00", "-00:00", "+00:30", "-00:01", "+05:30", "-14:00", "+10:00"]),
+    kind=st.booleans(),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    canonical=st.lists(st.from_regex(_CANONICAL_DATES, fullmatch=True), max_size=10),
+    near=st.lists(_NEAR_DATES, max_size=10),
+)
+def test_dates_taken_as_written_are_written_so_by_the_store(canonical: list[str], near: list[str]) -> None:
+    """The checkpoint skips reading the dates ``_CANONICAL_DATES`` matches the store's way: the store must
+    write each exactly as given, and the near misses it rewrites must not match."""
+    import re
+
+    from pharmakg.store.oxigraph import canonical_terms
+
+    terms = canonical + [t for t in near if re.fullmatch(_CANONICAL_DATES, t)]
+    assert canonical_terms(terms) == terms
+
+
 def test_a_bundle_loaded_on_disk_leaves_an_intact_trail(tmp_path: Path) -> None:
     kg = pharmakg.open(tmp_path / "store")
     kg.load(MINI, reason="test")
@@ -485,33 +517,38 @@ def test_a_prepared_bulk_load_is_dropped_by_any_other_write(tmp_path: Path, monk
     store.close()
 
 
-def _spy_prepared(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Every payload a bulk load into a copy was started with (all loads on the bulk path)."""
-    from pharmakg.store import oxigraph
-
+def _spy_prepared(monkeypatch: pytest.MonkeyPatch) -> list[oxigraph._PreparedLoad]:
+    """Every bulk load into a copy that was started (with every load on the bulk path)."""
     monkeypatch.setattr(oxigraph, "BULK_THRESHOLD_BYTES", 0)
-    started: list[bytes] = []
-    init = oxigraph._PreparedLoad.__init__
+    started: list[oxigraph._PreparedLoad] = []
+    start = oxigraph._PreparedLoad._start
 
-    def spy(self, directory, graph, revision, ntriples):  # type: ignore[no-untyped-def]
-        started.append(ntriples)
-        init(self, directory, graph, revision, ntriples)
+    def spy(self: oxigraph._PreparedLoad, source: bytes | Path) -> None:
+        started.append(self)
+        start(self, source)
 
-    monkeypatch.setattr(oxigraph._PreparedLoad, "__init__", spy)
+    monkeypatch.setattr(oxigraph._PreparedLoad, "_start", spy)
     return started
 
 
 def test_into_an_empty_store_the_bulk_load_starts_from_the_mapped_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The copy is filled from the rows as mapped (repeats included) while the checks run, and that copy goes in."""
+    """The copy reads the rows as they are mapped (repeats included) while the checks run, and that copy goes in."""
     from pharmakg import audit
 
     started = _spy_prepared(monkeypatch)
+    fed: list[bytes] = []
+    write = oxigraph._PreparedLoad.write
+    monkeypatch.setattr(
+        oxigraph._PreparedLoad, "write", lambda self, chunk: fed.append(bytes(chunk)) or write(self, chunk)
+    )
     kg = pharmakg.open(tmp_path / "store")
     (report,) = kg.load(MINI, reason="first load")
-    assert len(started) == 1  # started once, before the checks, and not again for the commit
-    mapped = started[0].splitlines()
+    assert len(started) == 1  # started once, while mapping, and not again for the commit
+    assert len(fed) > 10  # a chunk per mapped column, each read as it came (through the pipe)
+    assert started[0].ntriples == b"".join(fed)
+    mapped = b"".join(fed).splitlines()
     assert len(mapped) > len(set(mapped))  # MINI repeats a sample's batch on each of its results
     stored = set(kg.export(format="nt", graph=report.graph).splitlines())
     assert len(stored) == report.triples_added == len(set(mapped))
@@ -519,6 +556,16 @@ def test_into_an_empty_store_the_bulk_load_starts_from_the_mapped_rows(
     with pharmakg.open() as memory:  # the same load without any copy: the same graph
         (again,) = memory.load(MINI, reason="reference")
         assert set(memory.export(format="nt", graph=again.graph).splitlines()) == stored
+    kg.close()
+
+
+def test_a_small_bundle_into_an_empty_store_takes_no_copy(tmp_path: Path) -> None:
+    """Below the bulk threshold the feed never starts a load: the transactional path, and no copy left."""
+    kg = pharmakg.open(tmp_path / "store")
+    (report,) = kg.load(MINI, reason="first load")
+    assert report.triples_added > 0
+    assert len(_data_dirs(tmp_path / "store")) == 1
+    assert pharmakg.audit.verify_trail(kg.store, kg.base).ok
     kg.close()
 
 
@@ -571,7 +618,8 @@ def test_staged_triples_are_coded_over_one_set_of_terms_and_written_as_mapped() 
     from pharmakg._shacl_frame import shared_terms
     from pharmakg.ingest._triples import TripleParts, nt_lines
 
-    parts = TripleParts()
+    fed: list[bytes] = []
+    parts = TripleParts(on_lines=lambda chunk: fed.append(bytes(chunk)))
     subjects = pd.Series(["<urn:a>", "<urn:b>", "<urn:a>"], dtype="str")
     parts.add(subjects, "<urn:p>", pd.Series(['"x"', "<urn:b>", '"x"'], dtype=object), "f.csv", [2, 3, 4], "c")
     parts.add(pd.Series(["<urn:b>"], dtype=object), "<urn:b>", pd.Series(["<urn:a>"], dtype="str"), "g.csv", [9], "d")
@@ -581,7 +629,7 @@ def test_staged_triples_are_coded_over_one_set_of_terms_and_written_as_mapped() 
     # a term used as subject, predicate and object has one code
     assert frame["p"].cat.codes[3] == frame["s"].cat.codes[1] == frame["o"].cat.codes[1]
     expected = b'<urn:a> <urn:p> "x" .\n<urn:b> <urn:p> <urn:b> .\n<urn:a> <urn:p> "x" .\n<urn:b> <urn:b> <urn:a> .\n'
-    assert parts.nt_lines() == nt_lines(frame) == expected
+    assert len(fed) == 2 and b"".join(fed) == nt_lines(frame) == expected  # one chunk per part, as it is added
     assert frame[["file", "line", "column"]].astype(object).values.tolist() == [
         ["f.csv", 2, "c"],
         ["f.csv", 3, "c"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -198,3 +200,101 @@ def test_a_reopen_that_meets_the_writer_mid_flush_is_tried_again(tmp_path, monke
         reader.query(COUNT)
     reader.close()
     writer.close()
+
+
+# -- a bulk load fed while its N-Triples are produced (ingest maps a bundle into it) --------------
+
+
+def _lines(count: int, first: int = 0) -> bytes:
+    return b"".join(b'<urn:s%d> <urn:p> "%d" .\n' % (i, i) for i in range(first, first + count))
+
+
+def _fed_store(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from pharmakg.store import oxigraph
+
+    monkeypatch.setattr(oxigraph, "BULK_THRESHOLD_BYTES", 10_000)
+    store = oxigraph.EmbeddedStore(tmp_path / "store")
+    store.add(_lines(3, 1_000_000), graph="urn:before", ntriples=_lines(3, 1_000_000))
+    return store, store.dump(format="nq")
+
+
+def _settled(store, feed) -> None:  # type: ignore[no-untyped-def]
+    """One data folder left and the feed's pipe gone (both go once the threads end)."""
+    deadline = time.monotonic() + 30
+
+    def leftovers() -> list[str]:
+        pipe = [feed._pipe._dir] if feed._pipe is not None and feed._pipe._dir.exists() else []
+        return [p.name for p in store.path.iterdir() if p.name.startswith("data-")][1:] + [str(p) for p in pipe]
+
+    while leftovers() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not leftovers()
+
+
+def test_a_fed_bulk_load_starts_before_the_last_chunk_and_goes_in_whole(tmp_path, monkeypatch) -> None:
+    store, _ = _fed_store(tmp_path, monkeypatch)
+    feed = store.feed_add("urn:g")
+    chunks = [_lines(200, 200 * i) for i in range(8)]  # ~6 KB each
+    feed.write(chunks[0])
+    assert store._prepared.loaded is None  # below the threshold: no copy yet (a small add needs none)
+    feed.write(memoryview(chunks[1]))
+    assert store._prepared.loaded is not None  # past it: the load runs while the rest is produced
+    for chunk in chunks[2:]:
+        feed.write(memoryview(chunk))
+    data = feed.close()
+    assert data == b"".join(chunks)
+    store.add(ntriples=data, graph="urn:g")
+    assert set(store.dump(format="nt", graph="urn:g").splitlines()) == set(data.splitlines())
+    assert store.dump(format="nt", graph="urn:before").count(b"\n") == 3
+    _settled(store, feed)
+    store.close()
+
+
+def test_a_dropped_feed_changes_nothing_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    store, before = _fed_store(tmp_path, monkeypatch)
+    feed = store.feed_add("urn:g")
+    feed.write(_lines(2000))
+    assert store._prepared.loaded is not None
+    store.discard_prepared()  # a check failed while the rows were still being mapped
+    assert store.dump(format="nq") == before
+    _settled(store, feed)
+    store.close()
+
+
+def test_a_feed_the_store_cannot_parse_fails_the_add_and_changes_nothing(tmp_path, monkeypatch) -> None:
+    store, before = _fed_store(tmp_path, monkeypatch)
+    feed = store.feed_add("urn:g")
+    feed.write(_lines(2000))
+    feed.write(b"<urn:s> <urn:p> not-a-term .\n")
+    data = feed.close()
+    with pytest.raises(pharmakg.StoreError):
+        store.add(ntriples=data, graph="urn:g")
+    assert store.dump(format="nq") == before
+    _settled(store, feed)
+    store.close()
+
+
+def test_a_feed_whose_writing_fails_is_not_taken_for_the_whole(tmp_path, monkeypatch) -> None:
+    """The load sees the pipe end early and finishes without error: the copy must still not go in."""
+    import errno
+    import os
+
+    from pharmakg.store import oxigraph
+
+    class _DiskGone:
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        def write(self, fd: int, data: object) -> int:
+            raise OSError(errno.EIO, "input/output error")
+
+    store, before = _fed_store(tmp_path, monkeypatch)
+    monkeypatch.setattr(oxigraph, "os", _DiskGone())
+    feed = store.feed_add("urn:g")
+    feed.write(_lines(2000))
+    data = feed.close()
+    with pytest.raises(pharmakg.StoreError, match="feeding the bulk load failed"):
+        store.add(ntriples=data, graph="urn:g")
+    assert store.dump(format="nq") == before
+    _settled(store, feed)
+    store.close()

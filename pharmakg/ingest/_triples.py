@@ -15,7 +15,7 @@ access and cost more than the whole N-Triples serialisation it fed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,8 +41,13 @@ def _arrow(values: pd.Series) -> pa.Array | pa.ChunkedArray:
 
 @dataclass
 class TripleParts:
-    """Triples as they are mapped: one part per (table, column, predicate), with the cells they came from."""
+    """Triples as they are mapped: one part per (table, column, predicate), with the cells they came from.
 
+    ``on_lines``, if given, receives each part's N-Triples as it is added (whole lines,
+    repeats included): a bulk load can read them while the rest is still being mapped.
+    """
+
+    on_lines: Callable[[memoryview], None] | None = None
     _s: list[pa.Array | pa.ChunkedArray] = field(default_factory=list)
     _o: list[pa.Array | pa.ChunkedArray] = field(default_factory=list)
     _p: list[str] = field(default_factory=list)
@@ -61,17 +66,16 @@ class TripleParts:
         self._file.append(file)
         self._column.append(column)
         self._line.append(np.asarray(line, dtype=np.int64))
+        if self.on_lines is not None:
+            joined = pc.binary_join_element_wise(
+                subjects, pa.scalar(p, _STR), objects, pa.scalar(".\n", _STR), pa.scalar(" ", _STR)
+            )
+            for chunk in joined.chunks if isinstance(joined, pa.ChunkedArray) else [joined]:
+                if len(chunk):
+                    self.on_lines(_data(chunk))
 
     def __bool__(self) -> bool:
         return bool(self._s)
-
-    def nt_lines(self) -> bytes:
-        """The N-Triples of every part, in order, duplicates included (no hashing: cheap enough to start a write early)."""
-        out: list[memoryview] = []
-        for s, p, o in zip(self._s, self._p, self._o, strict=True):
-            joined = pc.binary_join_element_wise(s, pa.scalar(p, _STR), o, pa.scalar(".\n", _STR), pa.scalar(" ", _STR))
-            out.extend(_data(c) for c in (joined.chunks if isinstance(joined, pa.ChunkedArray) else [joined]) if len(c))
-        return b"".join(out)
 
     def frame(self) -> pd.DataFrame:
         """All parts as one table: s, p, o (Categoricals over one set of terms), file, line, column."""
@@ -79,7 +83,8 @@ class TripleParts:
         n = int(lengths.sum())
         # one hash pass over every subject and object and the few distinct predicates (the last chunk)
         preds, pred_of_part = np.unique(np.array(self._p, dtype=object), return_inverse=True)
-        encoded = pc.dictionary_encode(pa.chunked_array([*self._s, *self._o, pa.array(preds, _STR)], type=_STR))
+        subjects, objects = _chunks(self._s), _chunks(self._o)
+        encoded = pc.dictionary_encode(pa.chunked_array([*subjects, *objects, pa.array(preds, _STR)], type=_STR))
         codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]).astype(np.int64)
         categories = pd.Index(pd.array(encoded.chunks[-1].dictionary, dtype="str"))
         p_codes = np.repeat(codes[2 * n :][pred_of_part], lengths)
@@ -87,8 +92,8 @@ class TripleParts:
         return pd.DataFrame(
             {
                 "s": pd.Categorical.from_codes(codes[:n], dtype=dtype, validate=False),
-                "s_text": pd.array(pa.chunked_array(self._s, type=_STR), dtype="str"),
-                "o_text": pd.array(pa.chunked_array(self._o, type=_STR), dtype="str"),
+                "s_text": pd.array(pa.chunked_array(subjects, type=_STR), dtype="str"),
+                "o_text": pd.array(pa.chunked_array(objects, type=_STR), dtype="str"),
                 "p": pd.Categorical.from_codes(p_codes, dtype=dtype, validate=False),
                 "o": pd.Categorical.from_codes(codes[n : 2 * n], dtype=dtype, validate=False),
                 "file": _repeat(self._file, lengths),
@@ -96,6 +101,11 @@ class TripleParts:
                 "column": _repeat(self._column, lengths),
             }
         )
+
+
+def _chunks(parts: list[pa.Array | pa.ChunkedArray]) -> list[pa.Array]:
+    """The parts' arrays, chunked parts opened up: a chunked array given chunked arrays copies them (2 s here)."""
+    return [chunk for part in parts for chunk in (part.chunks if isinstance(part, pa.ChunkedArray) else [part])]
 
 
 def _repeat(values: list[str], lengths: np.ndarray) -> pd.Categorical:

@@ -64,9 +64,9 @@ class StagedBundle:
     rows: dict[str, int] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     referenced: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["iri", "type"]))
-    #: with ``on_mapped``: the N-Triples handed to it, the same set of triples as ``triples`` but with
-    #: its repeats, and their objects line by line
-    mapped: tuple[bytes, pd.Series] | None = None
+    #: with ``feed``: the objects of the lines fed, in order (the same set of triples as ``triples``,
+    #: repeats included)
+    fed_objects: pd.Series | None = None
 
 
 def _err(
@@ -91,11 +91,18 @@ def _err(
 class _Mapper:
     """Maps the frames of one bundle; holds what the files define, for reference checks."""
 
-    def __init__(self, frames: dict[str, pd.DataFrame], *, base: str, lookup: StoreLookup) -> None:
+    def __init__(
+        self,
+        frames: dict[str, pd.DataFrame],
+        *,
+        base: str,
+        lookup: StoreLookup,
+        feed: Callable[[memoryview], None] | None = None,
+    ) -> None:
         self.frames = frames
         self.base = base
         self.lookup = lookup
-        self.parts = TripleParts()
+        self.parts = TripleParts(on_lines=feed)
         self.defined: dict[str, set[str]] = {}
         self.refs: list[tuple[TableSpec, pd.DataFrame, str, str, pd.Series]] = []  # spec, frame, col, kind, iris
         self.labels = {name: f.attrs["label"] for name, f in frames.items()}
@@ -472,15 +479,15 @@ def stage_bundle(
     base: str,
     lookup: StoreLookup,
     progress: Callable[[str], None] | None = None,
-    on_mapped: Callable[[bytes], None] | None = None,
+    feed: Callable[[memoryview], None] | None = None,
 ) -> StagedBundle:
     """Read, check and map every file of a bundle folder; write nothing.
 
-    ``on_mapped`` is called with the N-Triples of every triple once all rows are
-    mapped and every reference resolves, before repeats are dropped and the rows
-    are checked against each other: a load can start writing them to a copy of the
-    store while those checks run. The triples staged in the end are exactly those
-    (this function drops repeats, never a triple).
+    ``feed`` receives the N-Triples of every triple as it is mapped (whole lines,
+    repeats included), before references resolve and the rows are checked against
+    each other: a load can write them to a copy of the store while that goes on,
+    and drop the copy if a check fails. The triples staged in the end are exactly
+    those (this function drops repeats, never a triple).
     """
     known = {t.file for t in TABLES}
     present = sorted(p.name for p in folder.glob("*.csv"))
@@ -506,7 +513,7 @@ def stage_bundle(
         frames[spec.file] = frame
     if not frames:
         raise IngestError(Where(str(folder)), f"holds none of the bundle files ({', '.join(sorted(known))})")
-    mapper = _Mapper(frames, base=base, lookup=lookup)
+    mapper = _Mapper(frames, base=base, lookup=lookup, feed=feed)
     # production.csv defines the lots it produces (intermediates need no lots.csv row)
     prod = frames.get("production.csv")
     if prod is not None:
@@ -517,20 +524,12 @@ def stage_bundle(
     if prod is not None:
         _produced_lots(mapper, prod)
     referenced = _check_references(mapper)
-    mapped = None
-    if not mapper.parts:
-        triples = pd.DataFrame(columns=TRIPLE_COLUMNS)
-    elif on_mapped is None:
-        triples = mapper.parts.frame()
-    else:
-        lines = mapper.parts.nt_lines()
-        on_mapped(lines)
-        triples = mapper.parts.frame()
-        mapped = (lines, triples["o"])
+    triples = mapper.parts.frame() if mapper.parts else pd.DataFrame(columns=TRIPLE_COLUMNS)
+    fed = triples["o"] if feed is not None else None
     triples = keep_rows(triples, ~triples.duplicated(subset=["s", "p", "o"]).to_numpy())
     _check_internal_conflicts(triples)
     return StagedBundle(
-        triples=triples, rows=rows, files=[folder / f for f in frames], referenced=referenced, mapped=mapped
+        triples=triples, rows=rows, files=[folder / f for f in frames], referenced=referenced, fed_objects=fed
     )
 
 

@@ -18,7 +18,10 @@ after, never between. A caller that must still check the data (ingest's SHACL)
 can start that bulk load early with :meth:`EmbeddedStore.prepare_add`: it runs
 on a second thread (the bulk load releases the GIL) into a copy nobody
 reads, and the ``add`` that follows with the same bytes only adds the small rest
-and switches; a failed check discards the copy, so nothing changed.
+and switches; a failed check discards the copy, so nothing changed. A caller that
+is still producing the N-Triples can :meth:`EmbeddedStore.feed_add` them in chunks:
+the bulk load reads them through a named pipe as they come (ingest maps a bundle
+into it, so loading and mapping share the two cores instead of taking turns).
 
 One process writes (the RocksDB lock); others may open the store read-only.
 pyoxigraph's read-only handle is a snapshot taken when it opens, so the writer
@@ -30,21 +33,26 @@ Jupyter server extension on the very next query.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import queue
 import shutil
+import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import pyoxigraph as ox
 
 from ..errors import NotAStoreError, ReadOnlyStoreError, StoreError, StoreLockedError
 from .base import Functions, RawResult, SelectFormat, as_nquads, query_error
 
-__all__ = ["BULK_THRESHOLD_BYTES", "EmbeddedStore", "canonical_ntriples", "canonical_terms"]
+__all__ = ["BULK_THRESHOLD_BYTES", "BulkFeed", "EmbeddedStore", "canonical_ntriples", "canonical_terms"]
 
 log = logging.getLogger(__name__)
 
@@ -104,45 +112,177 @@ def canonical_terms(terms: Sequence[str]) -> list[str]:
     return out
 
 
+class BulkFeed(Protocol):
+    """N-Triples handed over in chunks of whole lines (:meth:`EmbeddedStore.feed_add`)."""
+
+    def write(self, chunk: bytes | memoryview) -> None: ...
+
+    def close(self) -> bytes: ...
+
+
+class _Pipe:
+    """A named pipe a bulk load reads (in Rust, without the GIL) and a thread that writes chunks into it.
+
+    Handing pyoxigraph a Python file object instead would take the GIL for every 2 KB
+    it reads, and the GIL is busy with the mapping that produces the chunks.
+    """
+
+    def __init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="pharmakg-feed-"))
+        self.path = self._dir / "ntriples.nt"
+        os.mkfifo(self.path, 0o600)
+        self.reader_done = threading.Event()  # the load returned (or failed): nobody will open the pipe now
+        self.error: BaseException | None = None  # what stopped the writing thread, if anything did
+        self._queue: queue.SimpleQueue[bytes | memoryview | None] = queue.SimpleQueue()
+        threading.Thread(target=self._pump, name="pharmakg-feed", daemon=True).start()
+
+    def put(self, chunk: bytes | memoryview) -> None:
+        self._queue.put(chunk)
+
+    def end(self) -> None:
+        """No more chunks: the load reads to the end of what it was given and stops."""
+        self._queue.put(None)
+
+    def _pump(self) -> None:
+        fd = None
+        try:
+            fd = self._open()
+            while (chunk := self._queue.get()) is not None:
+                if fd is None:
+                    continue  # the load is gone (it reports why): the rest is only drained
+                try:
+                    view = memoryview(chunk)
+                    while view:  # a pipe takes what fits; the call waits, without the GIL, for the load to read
+                        view = view[os.write(fd, view) :]
+                except BrokenPipeError:
+                    os.close(fd)
+                    fd = None
+        except BaseException as exc:  # reported by the load's result, which must not take the copy
+            self.error = exc  # set before the pipe closes: the load then reads an end that is not the end
+        finally:
+            if fd is not None:
+                os.close(fd)
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _open(self) -> int | None:
+        """The writing end, once the load has opened the reading end; None if the load ended before it did."""
+        while not self.reader_done.is_set():
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until there is a reader
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                self.reader_done.wait(0.002)
+                continue
+            os.set_blocking(fd, True)
+            return fd
+        return None
+
+
 class _PreparedLoad:
     """A bulk load into a copy of the store, running on a second thread until its ``add`` comes.
 
     pyoxigraph's bulk load releases the GIL, so the caller keeps working (checking
     the same data) meanwhile. Nothing is visible before the ``add`` switches to the
-    copy, so dropping it changes nothing.
+    copy, so dropping it changes nothing. Given its N-Triples whole, the load starts
+    at once; fed them in chunks (:meth:`write`), it starts once they pass
+    ``BULK_THRESHOLD_BYTES`` and reads the rest as it comes, through a named pipe,
+    so that it runs while the caller is still producing them.
     """
 
-    def __init__(self, directory: Path, graph: str, revision: int | None, ntriples: bytes) -> None:
-        self.directory = directory
+    def __init__(self, new_copy: Callable[[], Path], graph: str, revision: int | None, ntriples: bytes | None) -> None:
+        self._new_copy = new_copy
         self.graph = graph
         self.revision = revision
-        self.ntriples = ntriples
+        self.ntriples = ntriples  # every byte loaded; None while they are still being fed
+        self.directory: Path | None = None
+        self.loaded: Future[None] | None = None  # None until the load starts
         self._store: ox.Store | None = None  # held here alone, so that dropping it closes the database
+        self._chunks: list[bytes | memoryview] = []
+        self._fed = 0
+        self._pipe: _Pipe | None = None
+        if ntriples is not None:
+            self._start(ntriples)
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        """More N-Triples (whole lines) for the copy."""
+        if self.ntriples is not None:
+            raise ValueError("this feed is closed")
+        self._chunks.append(chunk)
+        self._fed += memoryview(chunk).nbytes
+        if self._pipe is not None:
+            self._pipe.put(chunk)
+        elif self._fed >= BULK_THRESHOLD_BYTES and hasattr(os, "mkfifo"):
+            pipe = _Pipe()
+            try:
+                self._start(pipe.path)
+            except BaseException:
+                pipe.reader_done.set()  # no load will open it: the pipe's thread ends and removes it
+                pipe.end()
+                raise
+            self._pipe = pipe
+            for fed in self._chunks:
+                pipe.put(fed)
+
+    def close(self) -> bytes:
+        """The end of the feed: every byte written, as one object (an ``add`` of it takes this copy)."""
+        if self.ntriples is None:
+            self.ntriples = b"".join(self._chunks)
+            self._chunks = []
+            if self._pipe is not None:
+                self._pipe.end()
+            elif len(self.ntriples) >= BULK_THRESHOLD_BYTES:
+                self._start(self.ntriples)
+        return self.ntriples
+
+    def _start(self, source: bytes | Path) -> None:
+        self.directory = self._new_copy()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-bulk-load")
-        self.loaded: Future[None] = pool.submit(self._load)
+        self.loaded = pool.submit(self._load, self.directory, source)
         pool.shutdown(wait=False)
 
-    def _load(self) -> None:
-        self._store = ox.Store(str(self.directory))
-        self._store.bulk_load(self.ntriples, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(self.graph))
+    def _load(self, directory: Path, source: bytes | Path) -> None:
+        try:
+            self._store = ox.Store(str(directory))
+            graph = ox.NamedNode(self.graph)
+            if isinstance(source, Path):
+                self._store.bulk_load(path=str(source), format=ox.RdfFormat.N_TRIPLES, to_graph=graph)
+            else:
+                self._store.bulk_load(source, format=ox.RdfFormat.N_TRIPLES, to_graph=graph)
+        finally:
+            if self._pipe is not None:
+                self._pipe.reader_done.set()
 
     def matches(self, ntriples: bytes, graph: str | None, revision: int | None) -> bool:
         """Whether this copy is being filled with these very bytes (identity: comparing them would cost a pass) for this graph and revision."""
-        return self.ntriples is ntriples and self.graph == graph and self.revision == revision
+        return (
+            self.loaded is not None and self.ntriples is ntriples and self.graph == graph and self.revision == revision
+        )
 
     def result(self) -> ox.Store:
         """The filled copy, once the load is done (raises what the bulk load raised)."""
+        assert self.loaded is not None
         self.loaded.result()
+        if self._pipe is not None and self._pipe.error is not None:  # the load saw an end before the last chunk
+            raise StoreError(f"feeding the bulk load failed: {self._pipe.error}") from self._pipe.error
         assert self._store is not None
         store, self._store = self._store, None
         return store
 
     def drop(self) -> None:
         """Abandon the copy; it is removed once its bulk load stops (a running one cannot be interrupted)."""
+        if self.ntriples is None:
+            self.ntriples, self._chunks = b"", []
+            if self._pipe is not None:
+                self._pipe.end()  # the load stops at the end of what it was given
+        if self.loaded is None:
+            return
+        directory = self.directory
+        assert directory is not None
 
         def remove(_: Future[None]) -> None:
             self._store = None  # closes the copy (RocksDB stops its background work) before its files go
-            shutil.rmtree(self.directory, ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)
 
         self.loaded.add_done_callback(remove)
 
@@ -334,7 +474,23 @@ class EmbeddedStore:
         self.discard_prepared()
         if self.path is None or len(ntriples) < BULK_THRESHOLD_BYTES:
             return
-        self._prepared = _PreparedLoad(self._new_copy(), graph, self.revision, ntriples)
+        self._prepared = _PreparedLoad(self._new_copy, graph, self.revision, ntriples)
+
+    def feed_add(self, graph: str) -> BulkFeed | None:
+        """A bulk load into ``graph`` of a copy that reads its N-Triples while they are produced.
+
+        ``write`` them in chunks of whole lines, then ``close()``: it returns them as one
+        ``bytes``, and an :meth:`add` of that object switches to the copy. The load
+        starts once the chunks pass ``BULK_THRESHOLD_BYTES`` (smaller adds take the
+        transactional path); as with :meth:`prepare_add`, any other write or
+        :meth:`discard_prepared` drops it. None in memory, where no copy is made.
+        """
+        self._check_writable()
+        self.discard_prepared()
+        if self.path is None:
+            return None
+        self._prepared = _PreparedLoad(self._new_copy, graph, self.revision, None)
+        return self._prepared
 
     def discard_prepared(self) -> None:
         """Drop a prepared copy (removed once its bulk load stops)."""
@@ -399,6 +555,7 @@ class EmbeddedStore:
         except BaseException:
             prepared.drop()
             raise
+        assert prepared.directory is not None
         self._switch(new, prepared.directory, nquads)
 
     def _switch(self, new: ox.Store, directory: Path, nquads: bytes) -> None:
