@@ -392,6 +392,43 @@ def test_a_new_graph_is_checkpointed_from_exactly_the_lines_the_store_holds(tmp_
     assert set(_stored_lines(ntriples.encode(), objects.astype("category"))) == audit.graph_lines(store, graph)
 
 
+def test_checkpoint_lines_are_distinct_where_repeats_and_rewritten_values_meet(tmp_path: Path) -> None:
+    """Lines fed with their repeats, and values the store reads as one ("5.0" and "5"): the checkpoint
+    counts each stored line once, so the state must equal the graph read back."""
+    import numpy as np
+
+    from pharmakg import audit
+    from pharmakg.ingest import _stored_lines
+    from pharmakg.store.oxigraph import EmbeddedStore
+
+    xsd = "http://www.w3.org/2001/XMLSchema#"
+    rows = [
+        ("s1", f'"5.0"^^<{xsd}double>'),
+        ("s1", f'"5"^^<{xsd}double>'),  # the same stored line as the one above
+        ("s1", f'"5.00"^^<{xsd}double>'),  # and again, rewritten to the same text
+        ("s2", f'"2024-01-01T00:00:00+00:00"^^<{xsd}dateTime>'),
+        ("s2", f'"2024-01-01T00:00:00Z"^^<{xsd}dateTime>'),  # taken as written, met by the rewritten one
+        ("s3", "<https://example.org/o>"),
+        ("s3", "<https://example.org/o>"),  # a repeat of the row above, as a bundle maps it
+        ("s4", f'"7.5"^^<{xsd}double>'),
+        ("s4", f'"7.5"^^<{xsd}double>'),  # a repeated value the store rewrites
+    ]
+    ntriples = "".join(f"<https://example.org/{s}> <https://example.org/p> {o} .\n" for s, o in rows).encode()
+    objects = pd.Series([o for _, o in rows]).astype("category")
+    first = ~pd.Series([f"{s} {o}" for s, o in rows]).duplicated().to_numpy()
+    assert not first.all()
+    graph = "https://example.org/graph/g"
+    store = EmbeddedStore(tmp_path / "store")
+    store.add(ntriples=ntriples, graph=graph)
+    lines = _stored_lines(ntriples, objects, first)
+    assert len(lines) == len(set(lines)) and set(lines) == audit.graph_lines(store, graph)
+    assert audit.lines_state(graph, lines, distinct=True) == audit.graph_state(store, graph)
+    unique = [i for i in range(len(rows)) if first[i]]
+    once = b"".join(ntriples.splitlines(keepends=True)[i] for i in unique)
+    lines = _stored_lines(once, objects.iloc[unique], np.ones(len(unique), dtype=bool))
+    assert len(lines) == len(set(lines)) and set(lines) == audit.graph_lines(store, graph)
+
+
 _XSD = "http://www.w3.org/2001/XMLSchema#"
 #: dates and times near the canonical form: zones the store rewrites (+00:00), 24:00, fractions
 _NEAR_DATES = st.builds(

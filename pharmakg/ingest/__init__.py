@@ -10,6 +10,7 @@ the backend's atomicity (see pharmakg.store.oxigraph).
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable
@@ -188,8 +189,10 @@ def load_path(
         new, existing = _diff_with_store(triples, lookup)
         in_target = (new["g"] == f"<{target}>").to_numpy()
         main, other = keep_rows(new, in_target), keep_rows(new, ~in_target)
+        first = None  # every line distinct
         if feed is not None and staged.fed_objects is not None and len(new) == before and other.empty:
-            ntriples, objects = feed.close(), staged.fed_objects  # what the copy is being filled with: the same triples
+            # what the copy is being filled with: the same triples, with their repeats
+            ntriples, objects, first = feed.close(), staged.fed_objects, staged.fed_first
         else:
             ntriples, objects = nt_lines(main), main["o"]
         if embedded is not None:  # the big bulk load runs on a second thread while SHACL checks the same triples
@@ -199,7 +202,9 @@ def load_path(
             # into a new graph: checkpoint it from the lines the store will hold rather than by reading it back,
             # worked out on a third thread while SHACL runs (a failed load leaves the thread to finish unheard)
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-checkpoint")
-            state = pool.submit(lambda: audit.lines_state(target, _stored_lines(ntriples, objects)))
+            state = pool.submit(
+                lambda: audit.lines_state(target, _stored_lines(ntriples, objects, first), distinct=True)
+            )
             pool.shutdown(wait=False)
             fresh[target] = state.result
         if progress:
@@ -258,34 +263,42 @@ _CANONICAL_DATES = (
 _VERBATIM = re.compile(rf'^(?:<[^>]*>|"[^\x00-\x1f\x7f]*"|{_CANONICAL_DATES})$')
 
 
-def _stored_lines(ntriples: bytes, objects: pd.Series) -> list[bytes]:
-    """The lines of ``ntriples`` (one per value of ``objects``, in order) as the embedded store will serialise them.
+def _stored_lines(ntriples: bytes, objects: pd.Series, first: np.ndarray | None = None) -> list[bytes]:
+    """The distinct lines of ``ntriples`` (one per value of ``objects``, in order) as the embedded store will serialise them.
 
     IRIs and plain strings come back as written; typed literals are kept by value
     (``"5.0"^^xsd:double`` reads back as ``"5"``), so each distinct such object is
     read the store's way once (:func:`canonical_terms`) and only the lines whose
-    object it changes are rewritten."""
+    object it changes are rewritten. ``first`` marks the first of each repeated
+    line (all are distinct without it); lines can then only coincide where an
+    object was rewritten to the text of another, so only those go through a set."""
     lines = ntriples.split(b"\n")[:-1]
     codes, terms = term_codes(objects)
     if len(lines) != len(codes):
         raise ValueError(f"{len(lines)} lines for {len(codes)} objects")
+    keep = np.ones(len(codes), dtype=bool) if first is None else first
     used = np.zeros(len(terms), dtype=bool)
     used[codes] = True
     odd = np.flatnonzero(used & ~np.asarray(terms.str.match(_VERBATIM), dtype=bool))
-    if not len(odd):
-        return lines
     written = [str(t) for t in terms[odd]]
     changed = {
         int(code): (len(old.encode("utf-8")), new.encode("utf-8"))
-        for code, old, new in zip(odd, written, canonical_terms(written), strict=True)
+        for code, old, new in zip(odd, written, canonical_terms(written) if written else [], strict=True)
         if new != old
     }
-    if changed:
-        for row in np.flatnonzero(np.isin(codes, list(changed))).tolist():
-            size, new = changed[int(codes[row])]
-            line = lines[row]
-            lines[row] = line[: len(line) - size - 2] + new + b" ."
-    return lines
+    if not changed:
+        return lines if first is None else list(itertools.compress(lines, keep.tolist()))
+    for row in np.flatnonzero(np.isin(codes, list(changed))).tolist():
+        size, new = changed[int(codes[row])]
+        line = lines[row]
+        lines[row] = line[: len(line) - size - 2] + new + b" ."
+    # a rewritten object may now read like another term (or another rewritten one): those lines may meet
+    meeting = set(changed) | set(
+        np.flatnonzero(np.asarray(terms.isin({new.decode("utf-8") for _, new in changed.values()}))).tolist()
+    )
+    may_meet = np.isin(codes, list(meeting))
+    distinct = list(itertools.compress(lines, (keep & ~may_meet).tolist()))
+    return distinct + list(set(itertools.compress(lines, (keep & may_meet).tolist())))
 
 
 def _has_ontology(store: Store) -> bool:

@@ -65,8 +65,9 @@ class StagedBundle:
     files: list[Path] = field(default_factory=list)
     referenced: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["iri", "type"]))
     #: with ``feed``: the objects of the lines fed, in order (the same set of triples as ``triples``,
-    #: repeats included)
+    #: repeats included), and which of those lines is the first of its kind
     fed_objects: pd.Series | None = None
+    fed_first: np.ndarray | None = None
 
 
 def _err(
@@ -526,10 +527,16 @@ def stage_bundle(
     referenced = _check_references(mapper)
     triples = mapper.parts.frame() if mapper.parts else pd.DataFrame(columns=TRIPLE_COLUMNS)
     fed = triples["o"] if feed is not None else None
-    triples = keep_rows(triples, ~triples.duplicated(subset=["s", "p", "o"]).to_numpy())
+    first = ~triples.duplicated(subset=["s", "p", "o"]).to_numpy()
+    triples = keep_rows(triples, first)
     _check_internal_conflicts(triples)
     return StagedBundle(
-        triples=triples, rows=rows, files=[folder / f for f in frames], referenced=referenced, fed_objects=fed
+        triples=triples,
+        rows=rows,
+        files=[folder / f for f in frames],
+        referenced=referenced,
+        fed_objects=fed,
+        fed_first=first if feed is not None else None,
     )
 
 
