@@ -197,7 +197,8 @@ def check_frames(
     # once per distinct (path, value) of the staged triples; only the rows of the values that fail are
     # then joined to the focus nodes (joining every row first made a table of millions of rows)
     value_cons = cons[~cons["kind"].isin(["minCount", "maxCount"])]
-    on_path = np.flatnonzero(np.isin(st["p"].to_numpy(), value_cons["p"].unique()))
+    # a missing term (code -1) matches nothing, and must not be packed into another path's key
+    on_path = np.flatnonzero(np.isin(st["p"].to_numpy(), value_cons["p"].unique()) & (st["o"].to_numpy() >= 0))
     pair_keys = st["p"].to_numpy(np.int64)[on_path] * width + st["o"].to_numpy(np.int64)[on_path]
     distinct, pair_of_row = np.unique(pair_keys, return_inverse=True)
     pairs_tested = pd.DataFrame({"p": distinct // width, "o": distinct % width, "pair": np.arange(len(distinct))})

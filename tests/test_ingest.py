@@ -561,6 +561,7 @@ def _spy_prepared(monkeypatch: pytest.MonkeyPatch) -> list[oxigraph._PreparedLoa
     start = oxigraph._PreparedLoad._start
 
     def spy(self: oxigraph._PreparedLoad, source: bytes | Path) -> None:
+        self.source = source  # type: ignore[attr-defined]
         started.append(self)
         start(self, source)
 
@@ -583,7 +584,8 @@ def test_into_an_empty_store_the_bulk_load_starts_from_the_mapped_rows(
     kg = pharmakg.open(tmp_path / "store")
     (report,) = kg.load(MINI, reason="first load")
     assert len(started) == 1  # started once, while mapping, and not again for the commit
-    assert len(fed) > 10  # a chunk per mapped column, each read as it came (through the pipe)
+    assert len(fed) > 10  # a chunk per mapped column
+    assert isinstance(started[0].source, Path)  # each read as it came, through the pipe
     assert started[0].ntriples == b"".join(fed)
     mapped = b"".join(fed).splitlines()
     assert len(mapped) > len(set(mapped))  # MINI repeats a sample's batch on each of its results

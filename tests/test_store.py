@@ -298,3 +298,89 @@ def test_a_feed_whose_writing_fails_is_not_taken_for_the_whole(tmp_path, monkeyp
     assert store.dump(format="nq") == before
     _settled(store, feed)
     store.close()
+
+
+def _threads_named(prefix: str) -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+def _add_within(store, data: bytes, seconds: float = 30) -> BaseException | None:  # type: ignore[no-untyped-def]
+    """``store.add`` of the fed bytes on a thread: what it raised, or a failure if it hangs."""
+    import threading
+
+    raised: list[BaseException] = []
+
+    def add() -> None:
+        try:
+            store.add(ntriples=data, graph="urn:g")
+        except BaseException as exc:  # handed to the test
+            raised.append(exc)
+
+    worker = threading.Thread(target=add, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "the add waits forever for the bulk load"
+    return raised[0] if raised else None
+
+
+def test_a_copy_that_cannot_be_opened_fails_the_add_and_leaves_no_pipe(tmp_path, monkeypatch) -> None:
+    """The load fails before it opens the pipe (at once, on its thread): the pipe's thread must end too."""
+    import pyoxigraph as ox
+
+    from pharmakg.store import oxigraph
+
+    class _NoCopy:
+        def __getattr__(self, name: str) -> object:
+            return getattr(ox, name)
+
+        def Store(self, *args: object, **kwargs: object) -> object:  # pyoxigraph's name
+            raise OSError("no space left on device")
+
+    store, before = _fed_store(tmp_path, monkeypatch)
+    monkeypatch.setattr(oxigraph, "ox", _NoCopy())
+    feed = store.feed_add("urn:g")
+    feed.write(_lines(2000))
+    raised = _add_within(store, feed.close())
+    assert isinstance(raised, pharmakg.StoreError) and "no space left" in str(raised)
+    monkeypatch.undo()
+    assert store.dump(format="nq") == before
+    _settled(store, feed)
+    assert not _threads_named("pharmakg-feed")
+    store.close()
+
+
+def test_a_pipe_that_cannot_be_opened_for_writing_fails_the_add_without_waiting(tmp_path, monkeypatch) -> None:
+    """The load waits in its open for a writer that never comes: it must be let through, and the add fail."""
+    import errno
+    import os
+
+    from pharmakg.store import oxigraph
+
+    class _NoMoreFiles:
+        """No reader yet for half a second (by then the load waits in its open), then no more files."""
+
+        def __init__(self) -> None:
+            self.since = time.monotonic()
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        def open(self, path: object, flags: int, *args: object) -> int:
+            if flags & os.O_ACCMODE == os.O_WRONLY:
+                if time.monotonic() - self.since < 0.5:
+                    raise OSError(errno.ENXIO, "no reader yet")
+                raise OSError(errno.EMFILE, "too many open files")
+            return os.open(path, flags, *args)  # type: ignore[arg-type]
+
+    store, before = _fed_store(tmp_path, monkeypatch)
+    monkeypatch.setattr(oxigraph, "os", _NoMoreFiles())
+    feed = store.feed_add("urn:g")
+    feed.write(_lines(2000))
+    raised = _add_within(store, feed.close())
+    assert isinstance(raised, pharmakg.StoreError) and "too many open files" in str(raised)
+    monkeypatch.undo()
+    assert store.dump(format="nq") == before
+    _settled(store, feed)
+    store.close()

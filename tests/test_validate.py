@@ -101,3 +101,31 @@ def test_validate_reports_records_whose_link_is_missing(tmp_path) -> None:
         text=True,
     )
     assert r.returncode != 0 and "shippedIn" in r.stdout + r.stderr
+
+
+def test_a_missing_value_is_judged_by_no_value_constraint() -> None:
+    """A staged triple without its object (coded -1) matches nothing: it must not be tested under another
+    path (packed with the path's code, -1 borrowed from it) nor reported with a made-up value."""
+    import numpy as np
+    import pandas as pd
+
+    from pharmakg._shacl_frame import check_frames
+    from pharmakg.validate import _subclass_pairs, compile_shapes
+
+    constraints = compile_shapes()
+    values = [c for c in constraints if c.kind not in ("minCount", "maxCount")]
+    a = values[0]
+    b = next(c for c in values if c.path != a.path)
+    rdf_type = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
+    staged = pd.DataFrame(
+        [
+            ("<urn:a>", f"<{a.path}>", '"v"'),  # first seen: a's path is coded just before b's
+            ("<urn:b>", f"<{b.path}>", np.nan),
+            ("<urn:b>", rdf_type, f"<{b.target}>"),
+            ("<urn:b>", rdf_type, f"<{a.target}>"),
+        ],
+        columns=["s", "p", "o"],
+    )
+    empty = pd.DataFrame(columns=["s", "p", "o"])
+    found = check_frames(staged, empty, empty, constraints, _subclass_pairs(), limit=1000)
+    assert not [v for v in found if v.focus == "urn:b" and v.path in (a.path, b.path) and v.value is not None]

@@ -154,15 +154,30 @@ class _Pipe:
                     view = memoryview(chunk)
                     while view:  # a pipe takes what fits; the call waits, without the GIL, for the load to read
                         view = view[os.write(fd, view) :]
-                except BrokenPipeError:
+                except BrokenPipeError as exc:  # the load stopped reading: its own error says why
+                    self.error = exc
                     os.close(fd)
                     fd = None
         except BaseException as exc:  # reported by the load's result, which must not take the copy
             self.error = exc  # set before the pipe closes: the load then reads an end that is not the end
+            if fd is None:
+                self._release_reader()
         finally:
             if fd is not None:
                 os.close(fd)
             shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _release_reader(self) -> None:
+        """Let the load see the end at once: the pipe could not be opened for writing.
+
+        Until the load has returned, the pipe is opened and closed again every few ms: a load
+        waiting in its own open for a writer is let through, and then reads the end."""
+        while not self.reader_done.is_set():
+            try:
+                os.close(os.open(self.path, os.O_RDWR | os.O_NONBLOCK))
+            except OSError:
+                log.debug("could not open %s to end the bulk load's input", self.path, exc_info=True)
+            self.reader_done.wait(0.01)
 
     def _open(self) -> int | None:
         """The writing end, once the load has opened the reading end; None if the load ended before it did."""
@@ -213,14 +228,13 @@ class _PreparedLoad:
         if self._pipe is not None:
             self._pipe.put(chunk)
         elif self._fed >= BULK_THRESHOLD_BYTES and hasattr(os, "mkfifo"):
-            pipe = _Pipe()
+            pipe = self._pipe = _Pipe()  # before the load starts: a load that fails at once must find it
             try:
                 self._start(pipe.path)
             except BaseException:
                 pipe.reader_done.set()  # no load will open it: the pipe's thread ends and removes it
                 pipe.end()
                 raise
-            self._pipe = pipe
             for fed in self._chunks:
                 pipe.put(fed)
 
@@ -262,9 +276,16 @@ class _PreparedLoad:
     def result(self) -> ox.Store:
         """The filled copy, once the load is done (raises what the bulk load raised)."""
         assert self.loaded is not None
-        self.loaded.result()
-        if self._pipe is not None and self._pipe.error is not None:  # the load saw an end before the last chunk
-            raise StoreError(f"feeding the bulk load failed: {self._pipe.error}") from self._pipe.error
+        failed = self._pipe.error if self._pipe is not None else None
+        try:
+            self.loaded.result()
+        except BaseException as exc:
+            if failed is None or isinstance(failed, BrokenPipeError):  # the load's own failure
+                raise
+            raise StoreError(f"feeding the bulk load failed: {failed}") from exc  # it read a cut-off line
+        failed = self._pipe.error if self._pipe is not None else None
+        if failed is not None:  # the load saw an end before the last chunk
+            raise StoreError(f"feeding the bulk load failed: {failed}") from failed
         assert self._store is not None
         store, self._store = self._store, None
         return store
