@@ -262,42 +262,8 @@ def test_a_dropped_feed_changes_nothing_and_leaves_nothing(tmp_path, monkeypatch
 
 
 def test_a_feed_the_store_cannot_parse_fails_the_add_and_changes_nothing(tmp_path, monkeypatch) -> None:
-    store, before = _fed_store(tmp_path, monkeypatch)
-    feed = store.feed_add("urn:g")
-    feed.write(_lines(2000))
-    feed.write(b"<urn:s> <urn:p> not-a-term .\n")
-    data = feed.close()
-    with pytest.raises(pharmakg.StoreError):
-        store.add(ntriples=data, graph="urn:g")
-    assert store.dump(format="nq") == before
-    _settled(store, feed)
-    store.close()
-
-
-def test_a_feed_whose_writing_fails_is_not_taken_for_the_whole(tmp_path, monkeypatch) -> None:
-    """The load sees the pipe end early and finishes without error: the copy must still not go in."""
-    import errno
-    import os
-
-    from pharmakg.store import oxigraph
-
-    class _DiskGone:
-        def __getattr__(self, name: str) -> object:
-            return getattr(os, name)
-
-        def write(self, fd: int, data: object) -> int:
-            raise OSError(errno.EIO, "input/output error")
-
-    store, before = _fed_store(tmp_path, monkeypatch)
-    monkeypatch.setattr(oxigraph, "os", _DiskGone())
-    feed = store.feed_add("urn:g")
-    feed.write(_lines(2000))
-    data = feed.close()
-    with pytest.raises(pharmakg.StoreError, match="feeding the bulk load failed"):
-        store.add(ntriples=data, graph="urn:g")
-    assert store.dump(format="nq") == before
-    _settled(store, feed)
-    store.close()
+    raised = _a_failing_feed(tmp_path, monkeypatch, extra=b"<urn:s> <urn:p> not-a-term .\n")
+    assert isinstance(raised, pharmakg.StoreError) and "could not be parsed" in str(raised)
 
 
 def _threads_named(prefix: str) -> list[str]:
@@ -325,30 +291,52 @@ def _add_within(store, data: bytes, seconds: float = 30) -> BaseException | None
     return raised[0] if raised else None
 
 
-def test_a_copy_that_cannot_be_opened_fails_the_add_and_leaves_no_pipe(tmp_path, monkeypatch) -> None:
-    """The load fails before it opens the pipe (at once, on its thread): the pipe's thread must end too."""
-    import pyoxigraph as ox
+def _a_failing_feed(  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch, module: str | None = None, *, extra: bytes = b"", **replaced: object
+) -> BaseException | None:
+    """Feed a load past the threshold (then ``extra``), with some of ``module``'s functions (``os``,
+    ``ox``) replaced in the store's code, and add it: what the add raised, once the store is checked
+    to be as before and the copy, the pipe and its thread are gone."""
+    import types
 
     from pharmakg.store import oxigraph
 
-    class _NoCopy:
-        def __getattr__(self, name: str) -> object:
-            return getattr(ox, name)
-
-        def Store(self, *args: object, **kwargs: object) -> object:  # pyoxigraph's name
-            raise OSError("no space left on device")
-
     store, before = _fed_store(tmp_path, monkeypatch)
-    monkeypatch.setattr(oxigraph, "ox", _NoCopy())
+    if module is not None:
+        original = getattr(oxigraph, module)
+        seen = {name: getattr(original, name) for name in dir(original) if not name.startswith("__")}
+        monkeypatch.setattr(oxigraph, module, types.SimpleNamespace(**{**seen, **replaced}))
     feed = store.feed_add("urn:g")
     feed.write(_lines(2000))
+    feed.write(extra)
     raised = _add_within(store, feed.close())
-    assert isinstance(raised, pharmakg.StoreError) and "no space left" in str(raised)
     monkeypatch.undo()
     assert store.dump(format="nq") == before
     _settled(store, feed)
     assert not _threads_named("pharmakg-feed")
     store.close()
+    return raised
+
+
+def test_a_feed_whose_writing_fails_is_not_taken_for_the_whole(tmp_path, monkeypatch) -> None:
+    """The load sees the pipe end early and finishes without error: the copy must still not go in."""
+    import errno
+
+    def write(fd: int, data: object) -> int:
+        raise OSError(errno.EIO, "input/output error")
+
+    raised = _a_failing_feed(tmp_path, monkeypatch, "os", write=write)
+    assert isinstance(raised, pharmakg.StoreError) and "feeding the bulk load failed" in str(raised)
+
+
+def test_a_copy_that_cannot_be_opened_fails_the_add_and_leaves_no_pipe(tmp_path, monkeypatch) -> None:
+    """The load fails before it opens the pipe (at once, on its thread): the pipe's thread must end too."""
+
+    def no_copy(*args: object, **kwargs: object) -> object:
+        raise OSError("no space left on device")
+
+    raised = _a_failing_feed(tmp_path, monkeypatch, "ox", Store=no_copy)
+    assert isinstance(raised, pharmakg.StoreError) and "no space left" in str(raised)
 
 
 def test_a_pipe_that_cannot_be_opened_for_writing_fails_the_add_without_waiting(tmp_path, monkeypatch) -> None:
@@ -356,31 +344,15 @@ def test_a_pipe_that_cannot_be_opened_for_writing_fails_the_add_without_waiting(
     import errno
     import os
 
-    from pharmakg.store import oxigraph
+    since = time.monotonic()
 
-    class _NoMoreFiles:
+    def open_(path: object, flags: int, *args: object) -> int:
         """No reader yet for half a second (by then the load waits in its open), then no more files."""
+        if flags & os.O_ACCMODE == os.O_WRONLY:
+            if time.monotonic() - since < 0.5:
+                raise OSError(errno.ENXIO, "no reader yet")
+            raise OSError(errno.EMFILE, "too many open files")
+        return os.open(path, flags, *args)  # type: ignore[arg-type]
 
-        def __init__(self) -> None:
-            self.since = time.monotonic()
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(os, name)
-
-        def open(self, path: object, flags: int, *args: object) -> int:
-            if flags & os.O_ACCMODE == os.O_WRONLY:
-                if time.monotonic() - self.since < 0.5:
-                    raise OSError(errno.ENXIO, "no reader yet")
-                raise OSError(errno.EMFILE, "too many open files")
-            return os.open(path, flags, *args)  # type: ignore[arg-type]
-
-    store, before = _fed_store(tmp_path, monkeypatch)
-    monkeypatch.setattr(oxigraph, "os", _NoMoreFiles())
-    feed = store.feed_add("urn:g")
-    feed.write(_lines(2000))
-    raised = _add_within(store, feed.close())
+    raised = _a_failing_feed(tmp_path, monkeypatch, "os", open=open_)
     assert isinstance(raised, pharmakg.StoreError) and "too many open files" in str(raised)
-    monkeypatch.undo()
-    assert store.dump(format="nq") == before
-    _settled(store, feed)
-    store.close()
