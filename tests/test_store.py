@@ -356,3 +356,28 @@ def test_a_pipe_that_cannot_be_opened_for_writing_fails_the_add_without_waiting(
 
     raised = _a_failing_feed(tmp_path, monkeypatch, "os", open=open_)
     assert isinstance(raised, pharmakg.StoreError) and "too many open files" in str(raised)
+
+
+_FEED_AND_EXIT = """
+import sys
+from pharmakg.store import oxigraph
+oxigraph.BULK_THRESHOLD_BYTES = 10_000
+store = oxigraph.EmbeddedStore(sys.argv[1])
+feed = store.feed_add("urn:g")
+feed.write(b"".join(b'<urn:s%d> <urn:p> "%d" .\\n' % (i, i) for i in range(2000)))
+print(feed._pipe._dir, flush=True)
+store.add(ntriples=feed.close(), graph="urn:g")
+"""
+
+
+def test_a_process_that_exits_right_after_a_fed_load_leaves_no_pipe(tmp_path) -> None:
+    """The pipe's own thread is a daemon the interpreter may stop at exit: the load's thread removes it too."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for _ in range(3):
+        store = tmp_path / f"store-{_}"
+        done = subprocess.run([sys.executable, "-c", _FEED_AND_EXIT, str(store)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert not Path(done.stdout.strip()).exists()

@@ -165,7 +165,11 @@ class _Pipe:
         finally:
             if fd is not None:
                 os.close(fd)
-            shutil.rmtree(self._dir, ignore_errors=True)
+            self.remove()
+
+    def remove(self) -> None:
+        """Remove the pipe's folder (the open ends keep working)."""
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def _release_reader(self) -> None:
         """Let the load see the end at once: the pipe could not be opened for writing.
@@ -266,6 +270,9 @@ class _PreparedLoad:
         finally:
             if self._pipe is not None:
                 self._pipe.reader_done.set()
+                # here too, not only on the pipe's (daemon) thread, which the interpreter may stop at exit
+                # before it gets to it; this thread is one the interpreter waits for
+                self._pipe.remove()
 
     def matches(self, ntriples: bytes, graph: str | None, revision: int | None) -> bool:
         """Whether this copy is being filled with these very bytes (identity: comparing them would cost a pass) for this graph and revision."""
