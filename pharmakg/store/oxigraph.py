@@ -283,10 +283,10 @@ class _PreparedLoad:
     def result(self) -> ox.Store:
         """The filled copy, once the load is done (raises what the bulk load raised)."""
         assert self.loaded is not None
-        failed = self._pipe.error if self._pipe is not None else None
         try:
             self.loaded.result()
         except BaseException as exc:
+            failed = self._pipe.error if self._pipe is not None else None  # set before the load saw the end
             if failed is None or isinstance(failed, BrokenPipeError):  # the load's own failure
                 raise
             raise StoreError(f"feeding the bulk load failed: {failed}") from exc  # it read a cut-off line
