@@ -67,12 +67,8 @@ class TripleParts:
         self._column.append(column)
         self._line.append(np.asarray(line, dtype=np.int64))
         if self.on_lines is not None:
-            joined = pc.binary_join_element_wise(
-                subjects, pa.scalar(p, _STR), objects, pa.scalar(".\n", _STR), pa.scalar(" ", _STR)
-            )
-            for chunk in joined.chunks if isinstance(joined, pa.ChunkedArray) else [joined]:
-                if len(chunk):
-                    self.on_lines(_data(chunk))
+            for view in _lines(subjects, pa.scalar(p, _STR), objects):
+                self.on_lines(view)
 
     def __bool__(self) -> bool:
         return bool(self._s)
@@ -137,11 +133,16 @@ def nt_lines(frame: pd.DataFrame, columns: Sequence[str] = ("s", "p", "o")) -> b
     if frame.empty:
         return b""
     parts = [_arrow(frame[f"{c}_text"] if f"{c}_text" in frame.columns else frame[c]) for c in columns]
-    joined = pc.binary_join_element_wise(*parts, pa.scalar(".\n", _STR), pa.scalar(" ", _STR))
+    return b"".join(_lines(*parts))
+
+
+def _lines(*terms: pa.Array | pa.ChunkedArray | pa.Scalar) -> list[memoryview]:
+    """The N-Triples (N-Quads) lines of these term columns, joined in Arrow: the bytes of each chunk."""
+    joined = pc.binary_join_element_wise(*terms, pa.scalar(".\n", _STR), pa.scalar(" ", _STR))
     if joined.null_count:
         raise ValueError(f"{joined.null_count} triples with a missing term")
     chunks = joined.chunks if isinstance(joined, pa.ChunkedArray) else [joined]
-    return b"".join(_data(c) for c in chunks if len(c))
+    return [_data(c) for c in chunks if len(c)]
 
 
 def _data(strings: pa.Array) -> memoryview:
