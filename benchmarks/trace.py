@@ -36,12 +36,22 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import pharmakg
 from pharmakg.kg import PREFIXES
-from pharmakg.trace import _DOWN_PATH, _UP_PATH, _shipments_linked, recall_scope, trace, walk_query
+from pharmakg.trace import (
+    Direction,
+    _path,
+    _shipments_linked,
+    _step_relations,
+    closure_query,
+    node_query,
+    recall_scope,
+    trace,
+)
 
 NAMES_QUERY = """SELECT ?m ?p ?o WHERE {{ VALUES ?m {{ {refs} }} ?m ?p ?o
   FILTER(?p IN (dcterms:identifier, rdfs:label, pkg:materialKind)) }}"""
@@ -57,13 +67,13 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def same_columns_query(root: str, path: str) -> str:
+def same_columns_query(root: str, path: str, direction: str) -> str:
     """What a SPARQL user would write for "the genealogy with its attributes" in one query."""
     edges = (
         "{ ?x pkg:consumed ?src . BIND(?x AS ?dst) } UNION { ?src pkg:produced ?x . BIND(?x AS ?dst) }"
         " UNION { ?x pkg:sublotOf ?src . BIND(?x AS ?dst) }"
     )
-    if path == _DOWN_PATH:
+    if direction == "down":
         edges = (
             "{ ?dst pkg:consumed ?x . BIND(?x AS ?src) } UNION { ?x pkg:produced ?dst . BIND(?x AS ?src) }"
             " UNION { ?dst pkg:sublotOf ?x . BIND(?x AS ?src) }"
@@ -74,6 +84,13 @@ def same_columns_query(root: str, path: str) -> str:
   OPTIONAL {{ ?src pkg:material|pkg:product ?m . ?m dcterms:identifier ?material ; pkg:materialKind ?mkind }}
   OPTIONAL {{ ?src pkg:supplier/rdfs:label ?supplier }}
   OPTIONAL {{ ?src pkg:lotStatus|pkg:status ?status }} OPTIONAL {{ ?src pkg:startTime ?start }} }}"""
+
+
+def rdflib_walk(ds: Any, root: str, direction: Direction) -> None:
+    """The API's closure and node queries, run by rdflib."""
+    steps = ("pkg:consumed", "pkg:produced", "pkg:sublotOf", "pkg:assembledFrom")
+    nodes = [str(r[0]) for r in ds.query(PREFIXES + closure_query(root, direction, steps))]
+    list(ds.query(PREFIXES + node_query(nodes, direction, steps)))
 
 
 def main() -> None:
@@ -104,9 +121,13 @@ def main() -> None:
     def raw(sparql: str) -> list[object]:
         return list(raw_store.query(PREFIXES + sparql, use_default_graph_as_union=True))
 
+    steps = _step_relations(kg)
+
     def raw_api_sparql(root: str, direction: str) -> None:
-        rows = raw_store.query(PREFIXES + walk_query(root, direction), use_default_graph_as_union=True)  # type: ignore[arg-type]
-        refs = {s["o"] for s in rows if s["p"].value.endswith(("#material", "#product", "#supplier"))}  # type: ignore[index, union-attr]
+        """The API's queries (closure, then the nodes' triples, then names), one after the other."""
+        nodes = [s["x"].value for s in raw(closure_query(root, direction, steps))]  # type: ignore[arg-type, index, union-attr]
+        rows = raw(node_query(nodes, direction, steps))  # type: ignore[arg-type]
+        refs = {s["o"] for s in rows if s["p"].value in ("material", "product", "supplier")}  # type: ignore[index, union-attr]
         if refs:
             raw(NAMES_QUERY.format(refs=" ".join(str(r) for r in refs)))
 
@@ -120,8 +141,8 @@ def main() -> None:
     print(f"store: {args.store} ({n_quads:,} quads); {len(up_lots)} finished lots up, {len(down_lots)} raw lots down")
 
     for label, sample, direction, path in (
-        ("upstream", up_lots, "up", _UP_PATH),
-        ("downstream", down_lots, "down", _DOWN_PATH),
+        ("upstream", up_lots, "up", _path("up", steps)),
+        ("downstream", down_lots, "down", _path("down", steps)),
     ):
         variants: dict[str, Callable[[str], object]] = {
             "API": lambda lot, d=direction: trace(kg, lot, direction=d),
@@ -149,7 +170,10 @@ def main() -> None:
                 else f"   API/this p50 {pct(base, 50) / pct(ts, 50):4.2f}x  p95 {pct(base, 95) / pct(ts, 95):4.2f}x"
             )
             print(f"  {k:<28} p50 {pct(ts, 50):7.2f} ms  p95 {pct(ts, 95):7.2f} ms{ratio}")
-        slow = [timed(lambda lot=lot, p=path: raw(same_columns_query(lot, p))) for lot in sample[: args.same_columns]]
+        slow = [
+            timed(lambda lot=lot, p=path, d=direction: raw(same_columns_query(lot, p, d)))
+            for lot in sample[: args.same_columns]
+        ]
         if slow:
             print(
                 f"  {'raw, same columns, 1 query':<28} {', '.join(f'{s:.1f} s' for s in slow)} on {len(slow)} lot(s)"
@@ -184,7 +208,7 @@ def main() -> None:
         ds.parse(data=data.decode(), format="nquads")
         print(f"rdflib: parsed {len(ds):,} quads in {time.perf_counter() - t:.1f} s")
         for label, sample, direction in (("upstream", up_lots[:20], "up"), ("downstream", down_lots[:20], "down")):
-            rd = [timed(lambda lot=lot, d=direction: list(ds.query(PREFIXES + walk_query(lot, d)))) for lot in sample]
+            rd = [timed(lambda lot=lot, d=direction: rdflib_walk(ds, lot, d)) for lot in sample]
             api = [timed(lambda lot=lot, d=direction: trace(kg, lot, direction=d)) for lot in sample]
             print(
                 f"rdflib {label} (the API's walk query) p50 {pct(rd, 50):.1f} ms vs API p50 {pct(api, 50):.2f} ms: "

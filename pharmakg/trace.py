@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import networkx as nx
 import pandas as pd
@@ -46,13 +46,23 @@ __all__ = [
     "trace",
     "trace_downstream",
     "trace_upstream",
-    "walk_query",
+    "closure_query",
+    "node_query",
 ]
 
 Direction = Literal["up", "down"]
+T = TypeVar("T")
 
-_UP_PATH = "(^pkg:produced|pkg:consumed|pkg:sublotOf|pkg:assembledFrom)*"
-_DOWN_PATH = "(^pkg:consumed|pkg:produced|^pkg:sublotOf|^pkg:assembledFrom)*"
+#: The step relations of a genealogy, each read upstream (from a product towards what went into it):
+#: lot -> the batch that produced it, batch -> the lots it consumed, sublot -> its parent lot,
+#: assembled lot -> its component lots (B2MML). Downstream is the inverse of each.
+_UPSTREAM_STEPS = {
+    "pkg:consumed": "pkg:consumed",
+    "pkg:produced": "^pkg:produced",
+    "pkg:sublotOf": "pkg:sublotOf",
+    "pkg:assembledFrom": "pkg:assembledFrom",
+}
+STEP_RELATIONS = tuple(_UPSTREAM_STEPS)
 #: Columns of Genealogy.to_frame(), the documented output contract of ``pharmakg trace``.
 NODE_COLUMNS = [
     "id",
@@ -166,9 +176,9 @@ def trace(
     plus one for material and supplier names).
     """
     root = kg.resolve(ref)
-    rows = kg.rows(walk_query(root, direction))
-    for row in rows:
-        row["p"] = _CODE_IRI[row["p"]]
+    steps = _step_relations(kg)
+    nodes = [r["x"] for r in kg.rows(closure_query(root, direction, steps))]
+    rows = _node_rows(kg, nodes, direction, steps)
     graph = _genealogy_graph(kg, root, rows)
     if not nx.is_directed_acyclic_graph(graph):
         cycle = [str(n) for n, _ in nx.find_cycle(graph)]
@@ -189,26 +199,62 @@ def trace(
     return Genealogy(root=root, direction=direction, graph=sub)
 
 
-def walk_query(root: str, direction: Direction) -> str:
-    """The SPARQL of one walk (prefixes as in ``kg.PREFIXES``): every node reached from ``root``
-    by property path, with the triples of it a genealogy reads.
+def closure_query(root: str, direction: Direction, steps: Sequence[str] = STEP_RELATIONS) -> str:
+    """The SPARQL (prefixes as in ``kg.PREFIXES``) of the nodes reached from ``root``, itself included:
+    a property path over the step relations ``steps`` (see ``_step_relations``)."""
+    return f"SELECT ?x WHERE {{ <{root}> {_path(direction, steps)} ?x }}"
 
-    One query rather than edges then attributes: the step triples among the
-    nodes reached are exactly the genealogy's edges, whichever the direction,
-    and oxigraph answers the join by looking each node up once. ``?p`` is the
-    property's local name (``type``, ``identifier``, ``produced``...; see
-    ``_CODE_IRI``). Downstream rows carry lot -> batch edges as
-    ``(lot, "consumedBy", batch)``, a name of this module's, not a term of the ontology."""
-    if direction == "up":
-        return f"SELECT ?x ?p ?o WHERE {{ <{root}> {_UP_PATH} ?x . ?x ?q ?o {_coded(_NODE_READS)} }}"
-    # Downstream, a reached batch's pkg:consumed lists every lot it used, and most were not reached
-    # (a tablet batch consumes the granulate that led here and five excipients): each is a row to
-    # decode. The lot -> batch edges are read from the lot's side instead, which names only batches
-    # the walk reached.
-    return (
-        f"SELECT ?x ?p ?o WHERE {{ <{root}> {_DOWN_PATH} ?x . {{ ?x ?q ?o {_coded(_DOWN_READS)} }} "
-        'UNION { ?o pkg:consumed ?x BIND("consumedBy" AS ?p) } }'
+
+def node_query(nodes: Sequence[str], direction: Direction, steps: Sequence[str] = STEP_RELATIONS) -> str:
+    """The SPARQL (prefixes as in ``kg.PREFIXES``) of the triples a genealogy reads of the ``nodes``
+    (a walk's closure): ``?k`` is the node's position in ``nodes``, ``?p`` the property's local name
+    (``type``, ``identifier``, ``produced``...; see ``_CODE_IRI``), ``?o`` the value.
+
+    Separate from the closure, and keyed, because oxigraph decodes every term of every row
+    from RocksDB (~6 us each) and a walk reads five or six triples per node: a small integer
+    key is kept inline, where the node's IRI would be decoded on each of its rows (one
+    query joining the path to the triples took 6.5 ms for 204 rows where the two take ~5).
+    ``rdf:type`` and ``pkg:lotStatus`` values come coded the same way (``Batch``, ``Released``,
+    see ``_VALUE_CODE``); other types are left out. The step triples among the nodes are the
+    genealogy's edges, whichever the direction. Downstream, a reached batch's
+    ``pkg:consumed`` lists every lot it used, most of them not reached (a tablet batch
+    consumes the granulate that led here and five excipients), so lot -> batch edges are read
+    from the lot's side, as ``(lot, "consumedBy", batch)``: a name of this module's, not a
+    term of the ontology."""
+    reads = [*_ATTRIBUTES, *(s for s in steps if direction == "up" or s != "pkg:consumed")]
+    keyed = " ".join(f"(<{n}> {i})" for i, n in enumerate(nodes))
+    code = "?v"
+    for iri, name in reversed(_VALUE_CODE.items()):
+        code = f'IF(?v = {iri}, "{name}", {code})'
+    triples = (
+        f"?x ?q ?v {_coded(reads)} FILTER(?q != rdf:type || ?v IN ({', '.join(_KINDS)})) "
+        f"BIND(IF(?q IN (rdf:type, pkg:lotStatus), {code}, ?v) AS ?o)"
     )
+    if direction == "down" and "pkg:consumed" in steps:
+        triples = f'{{ {triples} }} UNION {{ ?o pkg:consumed ?x BIND("consumedBy" AS ?p) }}'
+    return f"SELECT ?k ?p ?o WHERE {{ VALUES (?x ?k) {{ {keyed} }} {triples} }}"
+
+
+def _node_rows(
+    kg: KnowledgeGraph, nodes: Sequence[str], direction: Direction, steps: Sequence[str]
+) -> list[dict[str, str]]:
+    """``node_query``'s rows as ``x`` (node IRI), ``p`` (property IRI) and ``o`` (value, decoded).
+
+    A big walk (the p95 of downstream walks) is read in two halves on two threads."""
+
+    def run(part: Sequence[str]) -> list[dict[str, str]]:
+        rows = []
+        for r in kg.rows(node_query(part, direction, steps)):
+            p, o = _CODE_IRI[r["p"]], r.get("o", "")  # rows() leaves an empty literal out
+            if p in _CODED:
+                o = _CODE_VALUE.get(o, o)
+            rows.append({"x": part[int(r["k"])], "p": p, "o": o})
+        return rows
+
+    if len(nodes) < _WALK_SPLIT_AT:
+        return run(nodes)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-trace") as pool:
+        return _split(pool, nodes, run, _WALK_SPLIT_AT)
 
 
 def trace_upstream(kg: KnowledgeGraph, ref: str, **options: object) -> Genealogy:
@@ -272,8 +318,32 @@ def _values(nodes: Iterable[str]) -> str:
     return " ".join(f"<{n}>" for n in nodes)
 
 
-#: What a walk reads of every node it reaches; the three step relations give the edges.
-_NODE_READS = (
+def _path(direction: Direction, steps: Sequence[str]) -> str:
+    """The property path of a walk over ``steps``: ``(^pkg:produced|pkg:consumed)*`` upstream."""
+    up = [_UPSTREAM_STEPS[s] for s in steps]
+    return f"({'|'.join(p if direction == 'up' else p.removeprefix('^') if p[0] == '^' else '^' + p for p in up)})*"
+
+
+def _step_relations(kg: KnowledgeGraph) -> tuple[str, ...]:
+    """The step relations the store uses: consumed and produced, and sublotOf and assembledFrom
+    only if some triple has them (absent from most plants).
+
+    Each relation in a walk's path is an index lookup per node reached, used or not: on 200
+    downstream walks at 100 000 batches two instead of four took p50 6.5 -> 5.1 ms. The
+    probe (two index seeks) is kept in ``kg.cache``, so a remote store is probed per walk."""
+    cache = kg.cache
+    if "trace.steps" not in cache:
+        used = kg.rows(
+            "SELECT ?p WHERE { VALUES ?p { pkg:sublotOf pkg:assembledFrom } FILTER EXISTS { ?child ?p ?parent } }"
+        )
+        found = {"pkg:" + r["p"].removeprefix(PKG) for r in used}
+        cache["trace.steps"] = tuple(s for s in STEP_RELATIONS if s in found or s in ("pkg:consumed", "pkg:produced"))
+    steps: tuple[str, ...] = cache["trace.steps"]
+    return steps
+
+
+#: What a walk reads of every node it reaches besides the step relations, which give the edges.
+_ATTRIBUTES = (
     "rdf:type",
     "dcterms:identifier",
     "rdfs:label",
@@ -283,12 +353,16 @@ _NODE_READS = (
     "pkg:material",
     "pkg:product",
     "pkg:supplier",
-    "pkg:consumed",
-    "pkg:produced",
-    "pkg:sublotOf",
-    "pkg:assembledFrom",
 )
-_DOWN_READS = tuple(p for p in _NODE_READS if p != "pkg:consumed")
+#: the types that tell a genealogy's nodes apart (others are not read)
+_KINDS = ("pkg:Batch", "pkg:MaterialLot")
+#: rdf:type and pkg:lotStatus values a walk's rows carry as short literals (kept inline by oxigraph)
+_VALUE_CODE = {
+    **{k: k.removeprefix("pkg:") for k in _KINDS},
+    **{f"pkg:{s}": s for s in ("Quarantine", "Released", "Rejected")},
+}
+_CODED = (RDF + "type", PKG + "lotStatus")
+_CODE_VALUE = {code: PKG + prefixed.removeprefix("pkg:") for prefixed, code in _VALUE_CODE.items()}
 #: a lot -> the batch that consumed it, in a downstream walk's rows (not a term of the ontology)
 _CONSUMED_BY = "urn:pharmakg:trace:consumedBy"
 _PREFIXES = {"rdf": RDF, "rdfs": RDFS, "dcterms": DCTERMS, "pkg": PKG}
@@ -302,7 +376,7 @@ def _local_names(reads: Sequence[str]) -> dict[str, str]:
     return {p.split(":")[1]: _PREFIXES[p.split(":")[0]] + p.split(":")[1] for p in reads}
 
 
-_CODE_IRI = _local_names(_NODE_READS) | {"consumedBy": _CONSUMED_BY}
+_CODE_IRI = _local_names((*_ATTRIBUTES, *STEP_RELATIONS)) | {"consumedBy": _CONSUMED_BY}
 
 
 def _coded(reads: Sequence[str]) -> str:
@@ -334,29 +408,33 @@ def _genealogy_graph(kg: KnowledgeGraph, root: str, rows: list[dict[str, str]]) 
     props = {root: {}, **_group(rows, "x")}
     refs = {v for p in props.values() for k in ("material", "product", "supplier") for v in p.get(PKG + k, ())}
     names = _names(kg, refs)
-    graph = nx.DiGraph()
+    nodes = []
     for n, p in props.items():
         types = p.get(_TYPE, ())
         kind = "batch" if _BATCH in types else "lot" if _LOT in types else "other"
         material = names.get(_first(p, PKG + "material") or _first(p, PKG + "product") or "", {})
         mkind = material.get(PKG + "materialKind")
         started = _first(p, PKG + "startTime")
-        graph.add_node(
-            n,
-            kind=kind,
-            id=_first(p, _ID) or n.rsplit("/", 1)[-1],
-            label=_first(p, _LABEL),
-            material=material.get(_ID),
-            material_kind=_KIND_NAMES.get(_local(mkind)) if mkind else None,
-            supplier=names.get(_first(p, PKG + "supplier") or "", {}).get(_LABEL),
-            status=_status(_first(p, PKG + "lotStatus") or _first(p, PKG + "status")),
-            start=_utc(started) if kind == "batch" and started else None,
-        )
-    for n, p in props.items():
-        for step, (forward, rel) in _STEPS.items():
-            for o in p.get(step, ()):
-                if o in props:
-                    graph.add_edge(*((n, o) if forward else (o, n)), rel=rel)
+        attributes = {
+            "kind": kind,
+            "id": _first(p, _ID) or n.rsplit("/", 1)[-1],
+            "label": _first(p, _LABEL),
+            "material": material.get(_ID),
+            "material_kind": _KIND_NAMES.get(_local(mkind)) if mkind else None,
+            "supplier": names.get(_first(p, PKG + "supplier") or "", {}).get(_LABEL),
+            "status": _status(_first(p, PKG + "lotStatus") or _first(p, PKG + "status")),
+            "start": _utc(started) if kind == "batch" and started else None,
+        }
+        nodes.append((n, attributes))
+    edges = []
+    for r in rows:
+        step = _STEPS.get(r["p"])
+        if step is not None and r["o"] in props:
+            forward, rel = step
+            edges.append((r["x"], r["o"], {"rel": rel}) if forward else (r["o"], r["x"], {"rel": rel}))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)  # at once: networkx clears its caches on every add
+    graph.add_edges_from(edges)
     return graph
 
 
@@ -581,23 +659,32 @@ def _suspects_by(
 
 #: below this many nodes a VALUES query runs whole; above, in halves on two threads
 _SPLIT_AT = 64
+_WALK_SPLIT_AT = 16
 
 
-def _rows_split(
-    kg: KnowledgeGraph, pool: ThreadPoolExecutor | None, nodes: Sequence[str], query: Callable[[str], str]
-) -> list[dict[str, str]]:
-    """``kg.rows(query(VALUES))`` over the nodes, the second half on the pool while this thread runs the first.
+def _split(
+    pool: ThreadPoolExecutor | None, nodes: Sequence[str], run: Callable[[Sequence[str]], list[T]], at: int = 64
+) -> list[T]:
+    """``run(nodes)``, from ``_SPLIT_AT`` nodes on as two halves: the second on the pool while this thread runs the first.
 
+    pyoxigraph (and an HTTP store) answers outside the GIL, so the halves overlap.
     Measured on the 100 000-batch plant: a query over 1 029 lots took 0.32 s
     whole and 0.16-0.21 s in two halves, and a whole recall scope 0.82 s
     unsplit against 0.45-0.65 s split (medians of eight interleaved runs).
     Call it from the thread that owns the pool, never from one of its tasks
     (a task waiting on a task can deadlock)."""
-    if pool is None or len(nodes) < _SPLIT_AT:
-        return kg.rows(query(_values(nodes)))
+    if pool is None or len(nodes) < at:
+        return run(nodes)
     half = len(nodes) // 2
-    second = pool.submit(kg.rows, query(_values(nodes[half:])))
-    return kg.rows(query(_values(nodes[:half]))) + second.result()
+    second = pool.submit(run, nodes[half:])
+    return run(nodes[:half]) + second.result()
+
+
+def _rows_split(
+    kg: KnowledgeGraph, pool: ThreadPoolExecutor | None, nodes: Sequence[str], query: Callable[[str], str]
+) -> list[dict[str, str]]:
+    """``kg.rows(query(VALUES))`` over the nodes, split as ``_split`` does."""
+    return _split(pool, nodes, lambda part: kg.rows(query(_values(part))))
 
 
 _RECORD_PROPERTIES = ("pkg:lot", "pkg:quantity", "pkg:unit", "pkg:customer", "pkg:market", "pkg:shippedDate")
@@ -746,10 +833,8 @@ def _finished_reached(
     roots = sorted(set(roots))
     if not roots:
         return {}
-    used = kg.rows(
-        "SELECT ?p WHERE { VALUES ?p { pkg:sublotOf pkg:assembledFrom } FILTER EXISTS { ?child ?p ?parent } }"
-    )
-    steps = ["{ ?b pkg:consumed ?x . ?b pkg:produced ?y }", *(f"{{ ?y <{r['p']}> ?x }}" for r in used)]
+    used = [s for s in _step_relations(kg) if s not in ("pkg:consumed", "pkg:produced")]
+    steps = ["{ ?b pkg:consumed ?x . ?b pkg:produced ?y }", *(f"{{ ?y {p} ?x }}" for p in used)]
     material = {
         r["x"]: r["m"] for r in kg.rows(f"SELECT ?x ?m WHERE {{ VALUES ?x {{ {_values(roots)} }} ?x pkg:material ?m }}")
     }

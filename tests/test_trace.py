@@ -123,34 +123,36 @@ def genealogies(draw: st.DrawFn) -> tuple[int, list[tuple[list[int], list[int]]]
 
 def _reference(
     batches: list[tuple[list[int], list[int]]], start: str, direction: str, parents: dict[int, int] | None = None
-) -> set[str]:
+) -> dict[str, int]:
+    """Every node reached from ``start``, with its distance (edges on a shortest path), by brute force."""
     edges: list[tuple[str, str]] = [(f"L{p}", f"L{c}") for c, p in (parents or {}).items()]
     for j, (ins, outs) in enumerate(batches):
         edges += [(f"L{i}", f"B{j}") for i in ins] + [(f"B{j}", f"L{o}") for o in outs]
     if direction == "up":
         edges = [(b, a) for a, b in edges]
-    seen, todo = {start}, [start]
-    while todo:
-        n = todo.pop()
-        for a, b in edges:
-            if a == n and b not in seen:
-                seen.add(b)
-                todo.append(b)
+    seen, level = {start: 0}, [start]
+    while level:
+        level = sorted({b for n in level for a, b in edges if a == n and b not in seen})
+        seen |= {b: max(seen.values()) + 1 for b in level}
     return seen
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(genealogies(), st.data())
 def test_walks_equal_a_brute_force_reference(tmp_path_factory, case, data) -> None:
+    """Nodes and distances; big walks read their nodes in two halves on two threads (drawn here from two nodes on)."""
     n_lots, batches = case
     parents = _draw_parents(data, n_lots)
     folder = tmp_path_factory.mktemp("g") / "bundle"
     _write_bundle(folder, batches, n_lots, parents=parents)
-    with pharmakg.open() as kg:
+    split_at = data.draw(st.sampled_from([2, trace_module._WALK_SPLIT_AT]), label="split_at")
+    with pharmakg.open() as kg, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trace_module, "_WALK_SPLIT_AT", split_at)
         kg.load(folder, reason="property test")
         start = f"L{data.draw(st.integers(0, n_lots - 1))}"
         for direction in ("up", "down"):
-            got = set(trace(kg, start, direction=direction, details=False).to_frame()["id"])
+            frame = trace(kg, start, direction=direction, details=False).to_frame()
+            got = dict(zip(frame["id"], frame["distance"], strict=True))
             assert got == _reference(batches, start, direction, parents), (direction, start, batches, parents)
 
 
@@ -323,3 +325,19 @@ def test_names_follow_writes_on_every_backend(kg: pharmakg.KnowledgeGraph) -> No
     )
     assert trace(kg, "L-TAB-001").to_frame().set_index("id").loc["L-API-1", "supplier"] == "Supplier A (renamed)"
     assert (kg.cache == {}) == (kg.store.revision is None)  # remote stores keep nothing
+
+
+def test_walks_follow_step_relations_written_later(kg: pharmakg.KnowledgeGraph) -> None:
+    """A walk leaves out step relations the store does not use (a probe kept per store revision):
+    the first sublot written must be walked at once."""
+    kg.load(MINI, reason="test")
+    assert set(trace(kg, "L-API-1", direction="down").to_frame()["id"]) == {"L-API-1", "B-001", "L-TAB-001"}
+    kg.update(
+        """INSERT { GRAPH <urn:test:sublots> { <urn:test:lot/S1> a pkg:MaterialLot ; dcterms:identifier "S-1" ;
+                                                 pkg:sublotOf ?lot } }
+           WHERE { GRAPH ?g { ?lot dcterms:identifier "L-TAB-001" } }""",
+        reason="a sublot split off the finished lot",
+    )
+    down = trace(kg, "L-API-1", direction="down").to_frame().set_index("id")
+    assert down.loc["S-1", "distance"] == 3 and down.loc["S-1", "kind"] == "lot"
+    assert trace(kg, "S-1").paths_to("L-API-1") == [["L-API-1", "B-001", "L-TAB-001", "S-1"]]
