@@ -244,6 +244,18 @@ def test_recall_leaves_out_finished_lots_without_an_id(kg: pharmakg.KnowledgeGra
     assert scope.finished_lots.empty and scope.shipments.empty
 
 
+def test_recall_reads_a_finished_lot_s_own_quantity_and_status(bundle: Path) -> None:
+    """A finished lot listed in lots.csv carries its quantity and status; its production record is the fallback."""
+    with (bundle / "lots.csv").open("a", encoding="utf-8") as f:
+        f.write("L-TAB-001;TAB;;168000;1;;;quarantine\n")
+    with pharmakg.open() as kg:
+        kg.load(bundle, reason="test")
+        finished = recall_scope(kg, lots=["L-API-1"]).finished_lots
+    assert finished[["lot", "material", "quantity", "unit", "status", "via"]].values.tolist() == [
+        ["L-TAB-001", "TAB", 168000.0, "1", "quarantine", "L-API-1"]
+    ]
+
+
 def test_cycle_terminates_with_a_warning(tmp_path: Path) -> None:
     folder = tmp_path / "cycle"
     _write_bundle(folder, [([0], [1]), ([1], [0])], 2)  # L0 -> B0 -> L1 -> B1 -> L0
