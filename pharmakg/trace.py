@@ -179,8 +179,7 @@ def trace(
     root = kg.resolve(ref)
     steps = _step_relations(kg)
     nodes = [r["x"] for r in kg.rows(closure_query(root, direction, steps))]
-    rows = _node_rows(kg, nodes, direction, steps)
-    graph = _genealogy_graph(kg, root, rows)
+    graph = _genealogy_graph(kg, root, _node_props(kg, nodes, direction, steps))
     if not nx.is_directed_acyclic_graph(graph):
         cycle = [str(n) for n, _ in nx.find_cycle(graph)]
         warnings.warn(
@@ -253,10 +252,10 @@ def _decoded(row: dict[str, str]) -> tuple[str, str]:
     return p, _CODE_VALUE.get(o, o) if p in _CODED else o
 
 
-def _node_rows(
+def _node_props(
     kg: KnowledgeGraph, nodes: Sequence[str], direction: Direction, steps: Sequence[str]
-) -> list[dict[str, str]]:
-    """``node_query``'s rows as ``x`` (node IRI), ``p`` (property IRI) and ``o`` (value, decoded).
+) -> dict[str, dict[str, list[str]]]:
+    """``node_query``'s triples as node IRI -> property IRI -> values (decoded), every node present.
 
     A big walk (the p95 of downstream walks) is read in two halves on two threads."""
     big = len(nodes) >= _WALK_SPLIT_AT
@@ -266,7 +265,11 @@ def _node_rows(
     finally:
         if pool is not None:
             pool.shutdown()
-    return [dict(zip(("x", "p", "o"), (n, *_decoded(r)), strict=True)) for n, r in rows]
+    props: dict[str, dict[str, list[str]]] = {n: {} for n in nodes}
+    for n, r in rows:
+        p, o = _decoded(r)
+        props[n].setdefault(p, []).append(o)
+    return props
 
 
 def trace_upstream(kg: KnowledgeGraph, ref: str, **options: object) -> Genealogy:
@@ -413,13 +416,13 @@ _STEPS = {
 }
 
 
-def _genealogy_graph(kg: KnowledgeGraph, root: str, rows: list[dict[str, str]]) -> nx.DiGraph:
-    """The DiGraph of one walk from (node, property, value) rows, nodes annotated.
+def _genealogy_graph(kg: KnowledgeGraph, root: str, props: dict[str, dict[str, list[str]]]) -> nx.DiGraph:
+    """The DiGraph of one walk from its nodes' properties (see ``_node_props``), nodes annotated.
 
     Material and supplier names come from one more small query over the few
     materials and suppliers met (joining them into the walk query costs a
     lookup per row; a VALUES query costs one per material)."""
-    props = {root: {}, **_group(rows, "x")}
+    props = {root: {}, **props}
     refs = {v for p in props.values() for k in ("material", "product", "supplier") for v in p.get(PKG + k, ())}
     names = _names(kg, refs)
     nodes = []
@@ -440,12 +443,13 @@ def _genealogy_graph(kg: KnowledgeGraph, root: str, rows: list[dict[str, str]]) 
             "start": _utc(started) if kind == "batch" and started else None,
         }
         nodes.append((n, attributes))
-    edges = []
-    for r in rows:
-        step = _STEPS.get(r["p"])
-        if step is not None and r["o"] in props:
-            forward, rel = step
-            edges.append((r["x"], r["o"], {"rel": rel}) if forward else (r["o"], r["x"], {"rel": rel}))
+    edges = [
+        (n, o, {"rel": rel}) if forward else (o, n, {"rel": rel})
+        for n, p in props.items()
+        for step, (forward, rel) in _STEPS.items()
+        for o in p.get(step, ())
+        if o in props
+    ]
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)  # at once: networkx clears its caches on every add
     graph.add_edges_from(edges)
@@ -479,14 +483,6 @@ def _identifiers(kg: KnowledgeGraph, iris: Iterable[str]) -> dict[str, str]:
         return {}
     rows = kg.rows(f"SELECT ?x ?id WHERE {{ VALUES ?x {{ {_values(wanted)} }} ?x dcterms:identifier ?id }}")
     return {r["x"]: r["id"] for r in rows}
-
-
-def _group(rows: list[dict[str, str]], subject: str) -> dict[str, dict[str, list[str]]]:
-    """Rows of (subject, ?p, ?o) as subject -> property IRI -> values."""
-    grouped: dict[str, dict[str, list[str]]] = {}
-    for r in rows:
-        grouped.setdefault(r[subject], {}).setdefault(r["p"], []).append(r["o"])
-    return grouped
 
 
 def _first(props: dict[str, list[str]], key: str) -> str | None:
@@ -594,7 +590,7 @@ def recall_scope(
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pharmakg-recall") as pool:
         found = pd.DataFrame(columns=["l", *columns])
         if supplier is not None or material is not None:
-            found = _suspects_by(kg, supplier, material, received_from, received_to)
+            found = _suspects_by(kg, supplier, material, received_from, received_to, pool)
         named = {kg.resolve(x) for x in lots} - set(found["l"])
         # after the first query: a read-only store has by then seen the latest commit, and kg.cache with it
         linked = pool.submit(_shipments_linked, kg)
@@ -623,7 +619,12 @@ def _suspect_rows(kg: KnowledgeGraph, lots: Sequence[str]) -> pd.DataFrame:
 
 
 def _suspects_by(
-    kg: KnowledgeGraph, supplier: str | None, material: str | None, received_from: str | None, received_to: str | None
+    kg: KnowledgeGraph,
+    supplier: str | None,
+    material: str | None,
+    received_from: str | None,
+    received_to: str | None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> pd.DataFrame:
     """The lots of a supplier and/or material received in the window, with their recall columns.
 
@@ -638,12 +639,24 @@ def _suspects_by(
     time zone is only ordered against one with a zone 14 hours apart; the
     exact test is done on the rows in pandas. The columns come from a second
     query over the few lots found.
+
+    The supplier and material are looked up first, so each lot in the window costs
+    one lookup for them, not two (by way of the supplier's name). The date scan runs in
+    two halves of the named graphs (every triple is in one: see DESIGN), the second on
+    the pool: oxigraph keeps an index by graph, so each half reads only its graphs'
+    dates. On the 100 000-batch plant (81 000 lots in 20 graphs) the scan took 84 ms
+    over the union and 45 ms over half the graphs; the suspects 101 -> 80 ms (medians
+    of ten, interleaved). A store of one graph scans it whole, as before.
     """
     conds = []
-    if supplier is not None:
-        conds.append(f"?l pkg:supplier/rdfs:label {sparql_string(supplier)} .")
-    if material is not None:
-        conds.append(f"?l pkg:material/dcterms:identifier {sparql_string(material)} .")
+    for prop, name, value in (
+        ("pkg:supplier", "rdfs:label", supplier),
+        ("pkg:material", "dcterms:identifier", material),
+    ):
+        if value is not None:
+            iris = [r["x"] for r in kg.rows(f"SELECT DISTINCT ?x WHERE {{ ?x {name} {sparql_string(value)} }}")]
+            conds.append(f"VALUES ?{prop[4:]} {{ {_values(iris)} }} ?l {prop} ?{prop[4:]} .")
+    window = None
     if received_from is not None or received_to is not None:
         as_time, as_date = [], []
         for op, value, margin in ((">=", received_from, -1), ("<", received_to, 2)):
@@ -651,9 +664,18 @@ def _suspects_by(
                 day = (_utc(value) + pd.Timedelta(days=margin)).date()
                 as_time.append(f'?r {op} "{day}T00:00:00Z"^^xsd:dateTime')
                 as_date.append(f'?r {op} "{day}"^^xsd:date')
-        test = f"({' && '.join(as_time)}) || ({' && '.join(as_date)})"
-        conds.insert(0, f"{{ SELECT ?l WHERE {{ ?l pkg:receivedDate ?r FILTER({test}) }} }}")
-    hits = sorted({r["l"] for r in kg.rows(f"SELECT ?l WHERE {{ {' '.join(conds)} }}")})
+        window = f"({' && '.join(as_time)}) || ({' && '.join(as_date)})"
+    if window is None:
+        hits = sorted({r["l"] for r in kg.rows(f"SELECT ?l WHERE {{ {' '.join(conds)} }}")})
+    else:
+
+        def scan(graphs: Sequence[str]) -> list[str]:
+            dated = f"VALUES ?g {{ {_values(graphs)} }} GRAPH ?g {{ ?l pkg:receivedDate ?r FILTER({window}) }}"
+            return [
+                r["l"] for r in kg.rows(f"SELECT ?l WHERE {{ {{ SELECT ?l WHERE {{ {dated} }} }} {' '.join(conds)} }}")
+            ]
+
+        hits = sorted(set(_split(pool, _named_graphs(kg), scan, at=2)))
     found = _suspect_rows(kg, hits) if hits else pd.DataFrame(columns=["l", "lot", "material", "supplier", "received"])
     if received_from is None and received_to is None:
         return found
@@ -664,6 +686,15 @@ def _suspects_by(
     if received_to is not None:
         mask &= when < _utc(received_to)
     return found[mask.fillna(False)].reset_index(drop=True)
+
+
+def _named_graphs(kg: KnowledgeGraph) -> list[str]:
+    """The store's named graphs (kept in ``kg.cache``)."""
+    cache = kg.cache
+    if "trace.graphs" not in cache:
+        cache["trace.graphs"] = sorted(r["g"] for r in kg.rows("SELECT DISTINCT ?g WHERE { GRAPH ?g { } }"))
+    graphs: list[str] = cache["trace.graphs"]
+    return graphs
 
 
 #: below this many nodes a VALUES query runs whole; above, in halves on two threads
