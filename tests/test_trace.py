@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import select
+import signal
 import warnings
 from pathlib import Path
 
@@ -254,6 +257,31 @@ def test_recall_reads_a_finished_lot_s_own_quantity_and_status(bundle: Path) -> 
     assert finished[["lot", "material", "quantity", "unit", "status", "via"]].values.tolist() == [
         ["L-TAB-001", "TAB", 168000.0, "1", "quarantine", "L-API-1"]
     ]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+def test_a_forked_child_reads_big_walks_in_two_halves() -> None:
+    """The thread kept for the second half of big walks is not inherited by a forked child:
+    the child's walks must still finish (the pool it inherits has no thread and would wait forever)."""
+    with pharmakg.open() as kg, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trace_module, "_WALK_SPLIT_AT", 2)
+        kg.load(MINI, reason="test")
+        expected = sorted(trace(kg, "L-TAB-001").to_frame()["id"])  # the parent's pool now has its thread
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report the walk's ids, then leave without running pytest's teardown
+            try:
+                os.write(write, json.dumps(sorted(trace(kg, "L-TAB-001").to_frame()["id"])).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        ready, _, _ = select.select([read], [], [], 60)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        assert ready, "the forked child's walk hung"
+        assert json.loads(os.read(read, 1 << 16)) == expected
+        os.close(read)
 
 
 def test_cycle_terminates_with_a_warning(tmp_path: Path) -> None:
