@@ -743,3 +743,15 @@ def test_a_plain_csv_takes_the_fast_reader_and_keeps_its_line_numbers() -> None:
     assert _read._read_plain('id,name\n"A",b\n', "t.csv") is None  # quotes: the stdlib reader
     assert _read._read_plain("id,name\n\nA,b\n", "t.csv") is None  # a blank line would shift the numbers
     assert _read._read_plain("id,name\nA,b,c\n", "t.csv") is None  # ragged: the stdlib reader names the line
+
+
+def test_an_all_missing_iri_column_stays_missing_without_a_pandas_warning() -> None:
+    """pandas reads a column with no value as float, which takes no "" as fill value (a warning now, an error in pandas 4)."""
+    import warnings
+
+    from pharmakg.ingest._nt import iri_column
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert iri_column(pd.Series([float("nan")] * 3)).isna().all()
+        assert iri_column(pd.Series(["https://x/a", None])).tolist()[0] == "<https://x/a>"

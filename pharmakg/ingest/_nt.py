@@ -90,6 +90,8 @@ def mint(base: str, kind: str, ids: pd.Series) -> pd.Series:
 
 def iri_column(iris: pd.Series) -> pd.Series:
     """``<iri>`` for each IRI; missing stays missing."""
+    if iris.dtype.kind == "f":  # every value missing: pandas read the column as float, which takes no ""
+        return pd.Series(pd.array([None] * len(iris), dtype="str"), index=iris.index)
     return ("<" + iris.fillna("") + ">").where(iris.notna())
 
 
