@@ -124,7 +124,13 @@ class KnowledgeGraph:
         """Scratch space for small lookups derived from the data (names of materials, suppliers).
 
         Emptied whenever the store's revision moves; a throwaway dict when the
-        store is remote, because other clients may change the data under us."""
+        store is remote, because other clients may change the data under us. A
+        read-only store looks for another writer's commit first (a ``stat``), as it
+        does before each query: a lookup made before the first query (a trace
+        started from an IRI) must not see the previous revision's."""
+        refresh = getattr(self.store, "refresh", None)
+        if refresh is not None:
+            refresh()
         revision = self.store.revision
         if revision is None:
             return {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import os
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -203,6 +204,8 @@ def trace(
 def closure_query(root: str, direction: Direction, steps: Sequence[str] = STEP_RELATIONS) -> str:
     """The SPARQL (prefixes as in ``kg.PREFIXES``) of the nodes reached from ``root``, itself included:
     a property path over the step relations ``steps`` (see ``_step_relations``)."""
+    if not steps:
+        raise ValueError("a walk needs at least one step relation")
     return f"SELECT ?x WHERE {{ <{root}> {_path(direction, steps)} ?x }}"
 
 
@@ -259,7 +262,13 @@ def _node_props(
     """``node_query``'s triples as node IRI -> property IRI -> values (decoded), every node present.
 
     A big walk (the p95 of downstream walks) is read in two halves on two threads."""
-    rows = _node_table(kg, _walk_pool(), nodes, "?p ?o", _node_where(direction, steps), at=_WALK_SPLIT_AT)
+    idle = _WALK_IDLE.acquire(blocking=False)  # another thread's walk has the worker: read this one whole
+    try:
+        pool = _walk_pool() if idle else None
+        rows = _node_table(kg, pool, nodes, "?p ?o", _node_where(direction, steps), at=_WALK_SPLIT_AT)
+    finally:
+        if idle:
+            _WALK_IDLE.release()
     props: dict[str, dict[str, list[str]]] = {n: {} for n in nodes}
     for n, r in rows:
         p, o = _decoded(r)
@@ -340,7 +349,10 @@ def _step_relations(kg: KnowledgeGraph) -> tuple[str, ...]:
 
     Each relation in a walk's path is an index lookup per node reached, used or not: on 200
     downstream walks at 100 000 batches two instead of four took p50 6.5 -> 5.1 ms. The
-    probe (two index seeks) is kept in ``kg.cache``, so a remote store is probed per walk."""
+    probe (two index seeks) is kept in ``kg.cache``; a remote store, which keeps no cache,
+    is walked over all four rather than probed on every walk."""
+    if kg.store.revision is None:  # a remote store: a probe per walk would cost a round trip
+        return STEP_RELATIONS
     cache = kg.cache
     if "trace.steps" not in cache:
         used = kg.rows(
@@ -665,7 +677,9 @@ def _suspects_by(
     else:
 
         def scan(graphs: Sequence[str]) -> list[str]:
-            dated = f"VALUES ?g {{ {_values(graphs)} }} GRAPH ?g {{ ?l pkg:receivedDate ?r FILTER({window}) }}"
+            dated = f"?l pkg:receivedDate ?r FILTER({window})"
+            if graphs:  # none listed (an engine that lists no graphs): the union, whole
+                dated = f"VALUES ?g {{ {_values(graphs)} }} GRAPH ?g {{ {dated} }}"
             return [
                 r["l"] for r in kg.rows(f"SELECT ?l WHERE {{ {{ SELECT ?l WHERE {{ {dated} }} }} {' '.join(conds)} }}")
             ]
@@ -711,7 +725,10 @@ def _split(
     if pool is None or len(nodes) < at:
         return run(nodes)
     half = len(nodes) // 2
-    second = pool.submit(run, nodes[half:])
+    try:
+        second = pool.submit(run, nodes[half:])
+    except RuntimeError:  # the interpreter is shutting down (executors refuse new work): read it whole
+        return run(nodes)
     return run(nodes[:half]) + second.result()
 
 
@@ -721,6 +738,7 @@ def _keyed(nodes: Sequence[str]) -> str:
 
 
 _WALK_POOL: list[ThreadPoolExecutor] = []
+_WALK_IDLE = threading.Semaphore()  # held by the walk whose second half the worker reads
 os.register_at_fork(after_in_child=_WALK_POOL.clear)  # a forked child has the pool but not its thread
 
 
@@ -729,7 +747,8 @@ def _walk_pool() -> ThreadPoolExecutor:
 
     Starting one per walk cost ~0.1-0.3 ms: 200 downstream walks at 100 000 batches,
     interleaved, p50 7.4 -> 6.6 ms and p95 12.9 -> 10.7 ms. Walks from several threads
-    share it; none of its tasks waits on another, so they queue without deadlock."""
+    share it, one at a time (``_WALK_IDLE``): a walk that finds it busy is read whole
+    rather than queue its second half behind another caller's."""
     if not _WALK_POOL:
         _WALK_POOL.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="pharmakg-trace"))
     return _WALK_POOL[0]
@@ -801,7 +820,9 @@ def _finished_and_shipped(
     cost 0.2 s for 1 029 lots at 100 000 batches. The record test is a
     subquery so each record's values are read only once it passed.
 
-    A shipment comes as one row with its values as columns (OPTIONAL each; two
+    A link whose shipment names another lot is stale (an update moved the shipment
+    and left the link): the shipment counts for the lot it names, when that one is in
+    scope. A shipment comes as one row with its values as columns (OPTIONAL each; two
     values of one property, which SHACL rejects, make two rows): its IRI is never
     decoded. Concatenating each property's values per record (GROUP BY) was half
     as fast again (500 lots, 775 shipments: 85 ms against 131 ms). The lots come
@@ -817,12 +838,17 @@ def _finished_and_shipped(
 
         A shipment must name the lot the link came from: a link left behind when an update
         moved the shipment to another lot is stale."""
-        match = (
-            "?n pkg:shippedIn ?r . ?r pkg:lot ?n"
-            if kind == "Shipment" and linked
-            else f"?r pkg:lot ?n ; a ?t FILTER(?t IN (pkg:{kind}))"
-        )
-        return _node_table(kg, pool, lots, select, f"{{ SELECT ?n ?k ?r WHERE {{ {{values}} {match} }} }} {columns}")
+        if kind == "Shipment" and linked:  # ?moved: the lot the shipment names instead (decoded only then)
+            match, select = (
+                '?n pkg:shippedIn ?r . ?r pkg:lot ?to BIND(IF(?to = ?n, "", ?to) AS ?moved)',
+                f"{select} ?moved",
+            )
+        else:
+            match = f"?r pkg:lot ?n ; a ?t FILTER(?t IN (pkg:{kind}))"
+        where = f"{{ SELECT ?n ?k ?r ?moved WHERE {{ {{values}} {match} }} }} {columns}"
+        rows = _node_table(kg, pool, lots, select, where)
+        wanted = set(lots)
+        return [(r.pop("moved", n), r) for n, r in rows if r.get("moved", n) in wanted]
 
     lot_rows = _node_table(kg, pool, finished_iris, "?p ?o", f"{{values}} {_triples(_LOT_PROPERTIES)}")
     shipped = records_about(
@@ -836,18 +862,16 @@ def _finished_and_shipped(
     # a lot without a business id cannot be named in a recall (nor told from another)
     lots = {f: p for f, p in _per_node((f, dict([_decoded(r)])) for f, r in lot_rows).items() if _ID in p}
     unmeasured = [f for f, p in lots.items() if PKG + "quantity" not in p]
-    made = (
-        _per_node(
-            records_about(
-                "MaterialProduction",
-                unmeasured,
-                "?quantity ?unit",
-                "?r pkg:quantity ?quantity OPTIONAL { ?r pkg:unit ?unit }",
-            )
-        )
-        if unmeasured
-        else {}
-    )
+    made: dict[str, dict[str, str]] = {}
+    if unmeasured:  # one whole record per lot (the least, for a lot made by several), not columns of several
+        for f, r in records_about(
+            "MaterialProduction",
+            unmeasured,
+            "?quantity ?unit",
+            "?r pkg:quantity ?quantity OPTIONAL { ?r pkg:unit ?unit }",
+        ):
+            if f not in made or (r["quantity"], r.get("unit", "")) < (made[f]["quantity"], made[f].get("unit", "")):
+                made[f] = r
     names = _names(
         kg,
         {r["customer"] for _, r in shipped if "customer" in r}

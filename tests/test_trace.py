@@ -7,6 +7,8 @@ import json
 import os
 import select
 import signal
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -237,6 +239,36 @@ def test_recall_follows_the_shipment_record_over_a_stale_link(kg: pharmakg.Knowl
     assert scope.finished_lots["lot"].tolist() == ["L-TAB-001"] and scope.shipments.empty
 
 
+def test_recall_follows_a_shipment_moved_to_another_lot_in_scope(bundle: Path) -> None:
+    """A shipment moved to another finished lot of the same recall (its old lot keeps the link) counts for that lot."""
+    with (bundle / "production.csv").open("a") as f:
+        f.write("B-002,L-TAB-002,60,kg\n")
+    with (bundle / "lots.csv").open("a", encoding="utf-8") as f:
+        f.write("L-TAB-002;TAB;;;;;;released\n")
+    with pharmakg.open() as kg:
+        kg.load(bundle, reason="test")
+        kg.update(
+            f"""DELETE {{ GRAPH ?g {{ ?s pkg:lot ?l }} }} INSERT {{ GRAPH ?g {{ ?s pkg:lot <{kg.resolve("L-TAB-002")}> }} }}
+  WHERE {{ GRAPH ?g {{ ?s a pkg:Shipment ; pkg:lot ?l }} }}""",
+            reason="the shipment was of L-TAB-002",
+        )
+        scope = recall_scope(kg, lots=["L-MCC-1"])
+    assert scope.finished_lots[["lot", "quantity"]].values.tolist() == [["L-TAB-001", 170.0], ["L-TAB-002", 60.0]]
+    assert scope.shipments[["lot", "customer"]].values.tolist() == [["L-TAB-002", "Pharmacy Wholesale Ltd"]]
+
+
+def test_recall_takes_one_whole_production_record_of_a_lot_made_twice(bundle: Path) -> None:
+    """Quantity and unit of a lot without its own come from one production record, never from two."""
+    with (bundle / "production.csv").open("a") as f:
+        f.write("B-001,L-TAB-002,100,kg\nB-002,L-TAB-002,5,1\n")
+    with (bundle / "lots.csv").open("a", encoding="utf-8") as f:
+        f.write("L-TAB-002;TAB;;;;;;released\n")
+    with pharmakg.open() as kg:
+        kg.load(bundle, reason="test")
+        finished = recall_scope(kg, lots=["L-MCC-1"]).finished_lots.set_index("lot")
+    assert (finished.loc["L-TAB-002", "quantity"], finished.loc["L-TAB-002", "unit"]) in {(100.0, "kg"), (5.0, "1")}
+
+
 def test_recall_leaves_out_finished_lots_without_an_id(kg: pharmakg.KnowledgeGraph) -> None:
     kg.load(MINI, reason="test")
     kg.update(
@@ -367,17 +399,65 @@ def test_names_follow_writes_on_every_backend(kg: pharmakg.KnowledgeGraph) -> No
     assert (kg.cache == {}) == (kg.store.revision is None)  # remote stores keep nothing
 
 
+_SUBLOT_OF_TAB = """INSERT { GRAPH <urn:test:sublots> { <urn:test:lot/S1> a pkg:MaterialLot ; dcterms:identifier "S-1" ;
+                                                        pkg:sublotOf ?lot } }
+                  WHERE { GRAPH ?g { ?lot dcterms:identifier "L-TAB-001" } }"""
+
+
 def test_walks_follow_step_relations_written_later(kg: pharmakg.KnowledgeGraph) -> None:
     """A walk leaves out step relations the store does not use (a probe kept per store revision):
     the first sublot written must be walked at once."""
     kg.load(MINI, reason="test")
     assert set(trace(kg, "L-API-1", direction="down").to_frame()["id"]) == {"L-API-1", "B-001", "L-TAB-001"}
-    kg.update(
-        """INSERT { GRAPH <urn:test:sublots> { <urn:test:lot/S1> a pkg:MaterialLot ; dcterms:identifier "S-1" ;
-                                                 pkg:sublotOf ?lot } }
-           WHERE { GRAPH ?g { ?lot dcterms:identifier "L-TAB-001" } }""",
-        reason="a sublot split off the finished lot",
-    )
+    kg.update(_SUBLOT_OF_TAB, reason="a sublot split off the finished lot")
     down = trace(kg, "L-API-1", direction="down").to_frame().set_index("id")
     assert down.loc["S-1", "distance"] == 3 and down.loc["S-1", "kind"] == "lot"
     assert trace(kg, "S-1").paths_to("L-API-1") == [["L-API-1", "B-001", "L-TAB-001", "S-1"]]
+
+
+def test_a_read_only_walk_from_an_iri_sees_a_sublot_another_writer_just_wrote(tmp_path: Path) -> None:
+    """A walk from an IRI asks the store nothing before the probe of step relations: the probe's
+    cache must still follow another process's commit (a read-only opener, as the server and notebooks are)."""
+    with pharmakg.open(tmp_path / "store") as writer:
+        writer.load(MINI, reason="test")
+        with pharmakg.open(tmp_path / "store", read_only=True) as reader:
+            root = reader.resolve("L-API-1")
+            assert "S-1" not in set(trace(reader, root, direction="down").to_frame()["id"])
+            writer.update(_SUBLOT_OF_TAB, reason="a sublot split off the finished lot")
+            assert "S-1" in set(trace(reader, root, direction="down").to_frame()["id"])
+
+
+def test_big_walks_still_read_once_the_interpreter_shuts_down(tmp_path: Path) -> None:
+    """A thread tracing after the main thread returned finds the kept pool shut: the walk is read whole."""
+    script = tmp_path / "late.py"
+    script.write_text(
+        f"""import threading, time
+import pharmakg
+from pharmakg import trace as tm
+tm._WALK_SPLIT_AT = 2
+kg = pharmakg.open()
+kg.load({str(MINI)!r}, reason="t")
+tm.trace(kg, "L-TAB-001")
+def late():
+    time.sleep(0.5)
+    print(sorted(tm.trace(kg, "L-TAB-001").to_frame()["id"]), flush=True)
+threading.Thread(target=late).start()
+"""
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['B-001', 'L-API-1', 'L-MCC-1', 'L-TAB-001']", done.stderr
+
+
+def test_concurrent_walks_equal_serial_ones() -> None:
+    """Walks from several threads share the kept worker (one at a time; the others read whole): same results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with pharmakg.open() as kg, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trace_module, "_WALK_SPLIT_AT", 2)
+        kg.load(MINI, reason="test")
+        refs = ["L-TAB-001", "L-MCC-1", "L-API-1", "B-001"] * 10
+        serial = [sorted(trace(kg, r, direction=d).to_frame()["id"]) for r in refs for d in ("up", "down")]
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(trace, kg, r, direction=d) for r in refs for d in ("up", "down")]
+            assert [sorted(f.result().to_frame()["id"]) for f in futures] == serial
