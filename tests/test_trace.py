@@ -170,9 +170,11 @@ def _draw_parents(data: st.DataObject, n_lots: int) -> dict[int, int]:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(genealogies(), st.data())
 def test_recall_equals_a_brute_force_reference(tmp_path_factory, monkeypatch, case, data) -> None:
-    """The level-by-level recall walk from several roots at once reaches what a walk from each root does
-    (sublots included; every VALUES query split across the two threads, as on a big plant)."""
+    """The recall's walk from several roots reaches what a brute-force walk from each root does
+    (sublots included; every VALUES query split across the two threads, as on a big plant; drug
+    products listed in the query or looked up, as in a store with many)."""
     monkeypatch.setattr(trace_module, "_SPLIT_AT", 1)
+    monkeypatch.setattr(trace_module, "_PRODUCTS_INLINE", data.draw(st.sampled_from([0, 256]), label="inline"))
     n_lots, batches = case
     finished = frozenset(data.draw(st.sets(st.integers(0, n_lots - 1))))
     parents = _draw_parents(data, n_lots)
