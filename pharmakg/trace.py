@@ -6,8 +6,8 @@ status, start, material, supplier and the step relations, which give the
 edges in material-flow direction: input lot -> batch -> output lot, parent
 lot -> sublot), read in two halves on two threads for a big walk, and one
 small VALUES query for the names of the materials and suppliers met (kept
-per store revision); so it runs unchanged on a remote SPARQL 1.1 server. Distances, depth limits, stop
-rules and time windows are applied in Python on that small graph (a networkx
+per store revision); so it runs unchanged on a remote SPARQL 1.1 server.
+Distances, depth limits, stop rules and time windows are applied in Python on that small graph (a networkx
 DiGraph), which also gives paths and drawing for free. Equipment, deviations
 and out-of-specification results are opt-in (``details=True``).
 
@@ -218,8 +218,8 @@ def node_query(nodes: Sequence[str], direction: Direction, steps: Sequence[str] 
     from RocksDB (~6 us each) and a walk reads five or six triples per node: a small integer
     key is kept inline, where the node's IRI would be decoded on each of its rows (one
     query joining the path to the triples took 6.5 ms for 204 rows where the two take ~5).
-    The step triples among the nodes are the
-    genealogy's edges, whichever the direction. Downstream, a reached batch's
+    The step triples among the nodes are the genealogy's edges, whichever the direction.
+    Downstream, a reached batch's
     ``pkg:consumed`` lists every lot it used, most of them not reached (a tablet batch
     consumes the granulate that led here and five excipients), so lot -> batch edges are read
     from the lot's side, as ``(lot, "consumedBy", batch)``: a name of this module's, not a
@@ -336,7 +336,9 @@ def _values(nodes: Iterable[str]) -> str:
 def _path(direction: Direction, steps: Sequence[str]) -> str:
     """The property path of a walk over ``steps``: ``(^pkg:produced|pkg:consumed)*`` upstream."""
     up = [_UPSTREAM_STEPS[s] for s in steps]
-    return f"({'|'.join(p if direction == 'up' else p.removeprefix('^') if p[0] == '^' else '^' + p for p in up)})*"
+    if direction == "down":  # each step the other way round
+        up = [p.removeprefix("^") if p.startswith("^") else f"^{p}" for p in up]
+    return f"({'|'.join(up)})*"
 
 
 def _step_relations(kg: KnowledgeGraph) -> tuple[str, ...]:
@@ -636,7 +638,7 @@ def _suspects_by(
 
     The supplier and material are looked up first, so each lot in the window costs
     one lookup for them, not two (by way of the supplier's name). The date scan runs in
-    two halves of the named graphs (every triple is in one: see DESIGN), the second on
+    two halves of the named graphs (every triple is in one: docs/design.md), the second on
     the pool: oxigraph keeps an index by graph, so each half reads only its graphs'
     dates. On the 100 000-batch plant (81 000 lots in 20 graphs) the scan took 84 ms
     over the union and 45 ms over half the graphs; the suspects 101 -> 80 ms (medians
@@ -701,7 +703,7 @@ _WALK_SPLIT_AT = 16
 def _split(
     pool: ThreadPoolExecutor | None, nodes: Sequence[str], run: Callable[[Sequence[str]], list[T]], at: int = 64
 ) -> list[T]:
-    """``run(nodes)``, from ``_SPLIT_AT`` nodes on as two halves: the second on the pool while this thread runs the first.
+    """``run(nodes)``, from ``at`` nodes on as two halves: the second on the pool while this thread runs the first.
 
     pyoxigraph (and an HTTP store) answers outside the GIL, so the halves overlap.
     Measured on the 100 000-batch plant: a query over 1 029 lots took 0.32 s

@@ -241,12 +241,17 @@ def test_recall_follows_the_shipment_record_over_a_stale_link(kg: pharmakg.Knowl
     assert scope.finished_lots["lot"].tolist() == ["L-TAB-001"] and scope.shipments.empty
 
 
-def test_recall_follows_a_shipment_moved_to_another_lot_in_scope(bundle: Path) -> None:
-    """A shipment moved to another finished lot of the same recall (its old lot keeps the link) counts for that lot."""
+def _second_tablet_lot(bundle: Path, production: str) -> None:
+    """Add finished lot L-TAB-002 (no quantity of its own) to the bundle, with ``production.csv`` rows for it."""
     with (bundle / "production.csv").open("a") as f:
-        f.write("B-002,L-TAB-002,60,kg\n")
+        f.write(production)
     with (bundle / "lots.csv").open("a", encoding="utf-8") as f:
         f.write("L-TAB-002;TAB;;;;;;released\n")
+
+
+def test_recall_follows_a_shipment_moved_to_another_lot_in_scope(bundle: Path) -> None:
+    """A shipment moved to another finished lot of the same recall (its old lot keeps the link) counts for that lot."""
+    _second_tablet_lot(bundle, "B-002,L-TAB-002,60,kg\n")
     with pharmakg.open() as kg:
         kg.load(bundle, reason="test")
         kg.update(
@@ -261,10 +266,7 @@ def test_recall_follows_a_shipment_moved_to_another_lot_in_scope(bundle: Path) -
 
 def test_recall_takes_one_whole_production_record_of_a_lot_made_twice(bundle: Path) -> None:
     """Quantity and unit of a lot without its own come from one production record, never from two."""
-    with (bundle / "production.csv").open("a") as f:
-        f.write("B-001,L-TAB-002,100,kg\nB-002,L-TAB-002,5,1\n")
-    with (bundle / "lots.csv").open("a", encoding="utf-8") as f:
-        f.write("L-TAB-002;TAB;;;;;;released\n")
+    _second_tablet_lot(bundle, "B-001,L-TAB-002,100,kg\nB-002,L-TAB-002,5,1\n")
     with pharmakg.open() as kg:
         kg.load(bundle, reason="test")
         finished = recall_scope(kg, lots=["L-MCC-1"]).finished_lots.set_index("lot")
