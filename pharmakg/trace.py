@@ -814,7 +814,8 @@ def _finished_and_shipped(
     scope. A shipment comes as one row with its values as columns (OPTIONAL each; two
     values of one property, which SHACL rejects, make two rows): its IRI is never
     decoded. Concatenating each property's values per record (GROUP BY) was half
-    as fast again (500 lots, 775 shipments: 85 ms against 131 ms). The lots come
+    as fast again (500 lots, 775 shipments: 85 ms against 131 ms), and reading the
+    records first, then their triples, 81 ms against 68 ms. The lots come
     one row per triple, keyed (36 ms for 500 lots against 55 ms with a column per
     property: one index range per lot instead of a lookup per property).
     Production records are read only for the lots that carry no quantity
