@@ -87,10 +87,9 @@ def same_columns_query(root: str, path: str, direction: str) -> str:
 
 
 def rdflib_walk(ds: Any, root: str, direction: Direction) -> None:
-    """The API's closure and node queries, run by rdflib."""
-    steps = ("pkg:consumed", "pkg:produced", "pkg:sublotOf", "pkg:assembledFrom")
-    nodes = [str(r[0]) for r in ds.query(PREFIXES + closure_query(root, direction, steps))]
-    list(ds.query(PREFIXES + node_query(nodes, direction, steps)))
+    """The API's closure and node queries (over every step relation), run by rdflib."""
+    nodes = [str(r[0]) for r in ds.query(PREFIXES + closure_query(root, direction))]
+    list(ds.query(PREFIXES + node_query(nodes, direction)))
 
 
 def main() -> None:
