@@ -243,11 +243,14 @@ def _triples(reads: Sequence[str]) -> str:
     Type and lot-status IRIs were coded as short literals too (``IF(?o = pkg:Batch, ...)``),
     to spare their decoding: each IRI constant in a query is looked up in RocksDB when the
     query is prepared, and the seven more cost more than the decoding they spared (node
-    query p50 3.39 -> 2.80 ms downstream, 1.01 -> 0.86 upstream, without them)."""
-    code = "?q"
+    query p50 3.39 -> 2.80 ms downstream, 1.01 -> 0.86 upstream, without them). For the same
+    reason each property is named once: the chain ends in an unbound variable, an error that
+    leaves ``?p`` unbound for any other property, rather than repeating the list in a
+    ``FILTER(?q IN (...))`` (upstream node query p50 1.64 -> 1.41 ms)."""
+    code = "?unread"
     for prop in reversed(reads):
         code = f'IF(?q = {prop}, "{prop.split(":")[1]}", {code})'
-    return f"?n ?q ?o FILTER(?q IN ({', '.join(reads)})) BIND({code} AS ?p)"
+    return f"?n ?q ?o BIND({code} AS ?p) FILTER(BOUND(?p))"
 
 
 def _decoded(row: dict[str, str]) -> tuple[str, str]:
