@@ -51,6 +51,7 @@ from pharmakg.trace import (
     node_query,
     recall_scope,
     trace,
+    walk_query,
 )
 
 NAMES_QUERY = """SELECT ?m ?p ?o WHERE {{ VALUES ?m {{ {refs} }} ?m ?p ?o
@@ -87,7 +88,11 @@ def same_columns_query(root: str, path: str, direction: str) -> str:
 
 
 def rdflib_walk(ds: Any, root: str, direction: Direction) -> None:
-    """The API's closure and node queries (over every step relation), run by rdflib."""
+    """The API's walk queries (over every step relation), run by rdflib: one query upstream,
+    the closure then the nodes' triples downstream."""
+    if direction == "up":
+        list(ds.query(PREFIXES + walk_query(root, direction)))
+        return
     nodes = [str(r[0]) for r in ds.query(PREFIXES + closure_query(root, direction))]
     list(ds.query(PREFIXES + node_query(nodes, direction)))
 
@@ -122,10 +127,14 @@ def main() -> None:
 
     steps = _step_relations(kg)
 
-    def raw_api_sparql(root: str, direction: str) -> None:
-        """The API's queries (closure, then the nodes' triples, then names), one after the other."""
-        nodes = [s["x"].value for s in raw(closure_query(root, direction, steps))]  # type: ignore[arg-type, index, union-attr]
-        rows = raw(node_query(nodes, direction, steps))  # type: ignore[arg-type]
+    def raw_api_sparql(root: str, direction: Direction) -> None:
+        """The API's queries (the walk: one query upstream, the closure then the nodes' triples
+        downstream; then names), one after the other."""
+        if direction == "up":
+            rows = raw(walk_query(root, direction, steps))
+        else:
+            nodes = [s["x"].value for s in raw(closure_query(root, direction, steps))]  # type: ignore[index, union-attr]
+            rows = raw(node_query(nodes, direction, steps))
         refs = {s["o"] for s in rows if s["p"].value in ("material", "product", "supplier")}  # type: ignore[index, union-attr]
         if refs:
             raw(NAMES_QUERY.format(refs=" ".join(str(r) for r in refs)))

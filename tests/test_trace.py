@@ -419,6 +419,25 @@ def test_walks_follow_step_relations_written_later(kg: pharmakg.KnowledgeGraph) 
     assert trace(kg, "S-1").paths_to("L-API-1") == [["L-API-1", "B-001", "L-TAB-001", "S-1"]]
 
 
+def test_a_node_with_no_triple_of_its_own_is_still_walked(kg: pharmakg.KnowledgeGraph) -> None:
+    """A lot named only as a batch's input (dangling link) has no row in the one-query upstream walk:
+    it must still be a node, and the batch that made it must still be reached through it."""
+    kg.load(MINI, reason="test")
+    kg.update(
+        """INSERT { GRAPH <urn:test:ghost> { ?b pkg:consumed <urn:test:lot/GHOST> .
+                                             <urn:test:batch/BG> a pkg:Batch ; dcterms:identifier "B-G" ;
+                                                                 pkg:produced <urn:test:lot/GHOST> } }
+           WHERE { GRAPH ?g { ?b dcterms:identifier "B-001" } }""",
+        reason="a dangling input",
+    )
+    for walk in (trace(kg, "L-TAB-001"), trace(kg, "B-G", direction="down")):
+        rows = walk.to_frame().set_index("id")
+        assert rows.loc["GHOST", "kind"] == "other" and rows.loc["GHOST", "iri"] == "urn:test:lot/GHOST"
+    up = trace(kg, "L-TAB-001").to_frame().set_index("id")
+    assert up.loc["GHOST", "distance"] == 2 and up.loc["B-G", "distance"] == 3
+    assert trace(kg, "L-TAB-001").paths_to("B-G") == [["B-G", "GHOST", "B-001", "L-TAB-001"]]
+
+
 def test_a_read_only_walk_from_an_iri_sees_a_sublot_another_writer_just_wrote(tmp_path: Path) -> None:
     """A walk from an IRI asks the store nothing before the probe of step relations: the probe's
     cache must still follow another process's commit (a read-only opener, as the server and notebooks are)."""
