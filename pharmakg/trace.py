@@ -211,8 +211,8 @@ def walk_query(root: str, direction: Direction, steps: Sequence[str] = STEP_RELA
     recipes' inputs: 12 nodes median, 16 at most at 100 000 batches), and one query costs
     less than two there even though each row decodes its node's IRI: on 200 finished lots,
     p50 2.67 -> 2.38 ms and p95 3.74 -> 3.33 ms. Downstream, which fans out (37 nodes median),
-    is read as ``closure_query`` then ``node_query`` in keyed halves on two threads, which
-    that wins (p50 5.7 against 6.4 ms one query). A node reached but with no triple of its own
+    is read as ``closure_query`` then ``node_query`` in keyed halves on two threads: that wins
+    there (p50 5.7 against 6.4 ms in one query). A node reached but with no triple of its own
     has no row (see ``_walk_props``)."""
     where = _node_where(direction, steps).replace("{values}", f"{_closure(root, direction, steps)} ?n .")
     return f"SELECT ?n ?p ?o WHERE {{ {where} }}"

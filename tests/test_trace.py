@@ -44,6 +44,20 @@ def test_upstream_and_downstream_on_every_backend(kg: pharmakg.KnowledgeGraph) -
     assert trace(kg, "B-001").to_frame()["id"].tolist()[0] == "B-001"
 
 
+def test_one_walk_query_reads_what_the_closure_and_node_queries_read(kg: pharmakg.KnowledgeGraph) -> None:
+    """``walk_query`` (how upstream is walked) and ``closure_query`` + ``node_query`` (downstream)
+    are two shapes of one read: the same triples, whichever the direction."""
+    from pharmakg.trace import closure_query, node_query, walk_query
+
+    kg.load(MINI, reason="test")
+    for ref, direction in (("L-TAB-001", "up"), ("L-MCC-1", "down"), ("B-001", "up"), ("B-001", "down")):
+        root = kg.resolve(ref)
+        one = {(r["n"], r["p"], r.get("o", "")) for r in kg.rows(walk_query(root, direction))}
+        nodes = [r["x"] for r in kg.rows(closure_query(root, direction))]
+        two = {(nodes[int(r["k"])], r["p"], r.get("o", "")) for r in kg.rows(node_query(nodes, direction))}
+        assert one == two and len(one) > 8, (ref, direction)
+
+
 def test_depth_and_stop_rules(tmp_path: Path) -> None:
     from pharmakg.demo import build_demo
 
