@@ -219,7 +219,7 @@ def main() -> None:
             rd = [timed(lambda lot=lot, d=direction: rdflib_walk(ds, lot, d)) for lot in sample]
             api = [timed(lambda lot=lot, d=direction: trace(kg, lot, direction=d)) for lot in sample]
             print(
-                f"rdflib {label} (the API's closure and node queries) p50 {pct(rd, 50):.1f} ms vs API p50 {pct(api, 50):.2f} ms: "
+                f"rdflib {label} (the API's walk queries) p50 {pct(rd, 50):.1f} ms vs API p50 {pct(api, 50):.2f} ms: "
                 f"API {pct(rd, 50) / pct(api, 50):.0f}x faster"
             )
     kg.close()

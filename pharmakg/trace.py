@@ -178,8 +178,8 @@ def trace(
     started in that window (lots they reach through other batches stay).
     ``details`` adds, per node, the equipment each batch used, the deviations
     raised on it and the out-of-specification results of the lot or batch
-    (three more queries: off by default so a plain trace stays two round trips
-    plus one for material and supplier names not met before).
+    (three more queries: off by default so a plain trace stays one query upstream,
+    two downstream, plus one for material and supplier names not met before).
     """
     root = kg.resolve(ref)
     steps = _step_relations(kg)
@@ -205,15 +205,15 @@ def trace(
 
 def walk_query(root: str, direction: Direction, steps: Sequence[str] = STEP_RELATIONS) -> str:
     """The SPARQL (prefixes as in ``kg.PREFIXES``) of a whole walk in one query: the nodes reached
-    from ``root`` (``?n``, as in ``closure_query``) joined to the triples ``node_query`` reads of them.
+    from ``root`` (``?n``; ``?x`` in ``closure_query``) joined to the triples ``node_query`` reads of them.
 
     How ``trace`` walks upstream. A lot's ancestry is small (fan-in is bounded by the
     recipes' inputs: 12 nodes median, 16 at most at 100 000 batches), and one query costs
     less than two there even though each row decodes its node's IRI: on 200 finished lots,
     p50 2.67 -> 2.38 ms and p95 3.74 -> 3.33 ms. Downstream, which fans out (37 nodes median),
     is read as ``closure_query`` then ``node_query`` in keyed halves on two threads: that wins
-    there (p50 5.7 against 6.4 ms in one query). A node reached but with no triple of its own
-    has no row (see ``_walk_props``)."""
+    there (p50 5.7 against 6.4 ms in one query). A node reached but with no triple among the
+    properties read has no row (see ``_walk_props``)."""
     where = _node_where(direction, steps).replace("{values}", f"{_closure(root, direction, steps)} ?n .")
     return f"SELECT ?n ?p ?o WHERE {{ {where} }}"
 
@@ -292,11 +292,11 @@ def _walk_props(
     for r in kg.rows(walk_query(root, direction, steps)):
         p, o = _decoded(r)
         props.setdefault(r["n"], {}).setdefault(p, []).append(o)
-    # a node reached with no triple of its own has no row: it is the object of a step taken
-    # forward from a node that has (upstream: consumed, sublotOf, assembledFrom)
+    # a node reached with no triple among those read has no row: it is the object of a step
+    # taken forward from a node that has (upstream: consumed, sublotOf, assembledFrom)
     forward = [_CODE_IRI[s.split(":")[1]] for s in steps if not _UPSTREAM_STEPS[s].startswith("^")]
     reached = {o for p in props.values() for s in forward for o in p.get(s, ())}
-    for o in reached - props.keys():
+    for o in sorted(reached - props.keys()):  # sorted: the same node order on every run
         props[o] = {}
     return props
 
@@ -458,7 +458,7 @@ _STEPS = {
 
 
 def _genealogy_graph(kg: KnowledgeGraph, root: str, props: dict[str, dict[str, list[str]]]) -> nx.DiGraph:
-    """The DiGraph of one walk from its nodes' properties (see ``_node_props``), nodes annotated.
+    """The DiGraph of one walk from its nodes' properties (see ``_walk_props``), nodes annotated.
 
     Material and supplier names come from one more small query over the few
     materials and suppliers met (joining them into the walk query costs a

@@ -434,22 +434,25 @@ def test_walks_follow_step_relations_written_later(kg: pharmakg.KnowledgeGraph) 
 
 
 def test_a_node_with_no_triple_of_its_own_is_still_walked(kg: pharmakg.KnowledgeGraph) -> None:
-    """A lot named only as a batch's input (dangling link) has no row in the one-query upstream walk:
-    it must still be a node, and the batch that made it must still be reached through it."""
+    """A lot named only as a batch's input or a sublot's parent (dangling links) has no row in the
+    one-query upstream walk: it must still be a node, and the batch that made it must still be
+    reached through it."""
     kg.load(MINI, reason="test")
     kg.update(
         """INSERT { GRAPH <urn:test:ghost> { ?b pkg:consumed <urn:test:lot/GHOST> .
                                              <urn:test:batch/BG> a pkg:Batch ; dcterms:identifier "B-G" ;
-                                                                 pkg:produced <urn:test:lot/GHOST> } }
+                                                                 pkg:produced <urn:test:lot/GHOST> .
+                                             <urn:test:lot/S1> a pkg:MaterialLot ; dcterms:identifier "S-1" ;
+                                                               pkg:sublotOf <urn:test:lot/PARENT> } }
            WHERE { GRAPH ?g { ?b dcterms:identifier "B-001" } }""",
-        reason="a dangling input",
+        reason="dangling links",
     )
-    for walk in (trace(kg, "L-TAB-001"), trace(kg, "B-G", direction="down")):
-        rows = walk.to_frame().set_index("id")
-        assert rows.loc["GHOST", "kind"] == "other" and rows.loc["GHOST", "iri"] == "urn:test:lot/GHOST"
-    up = trace(kg, "L-TAB-001").to_frame().set_index("id")
-    assert up.loc["GHOST", "distance"] == 2 and up.loc["B-G", "distance"] == 3
+    rows = trace(kg, "L-TAB-001").to_frame().set_index("id")
+    assert rows.loc["GHOST", "kind"] == "other" and rows.loc["GHOST", "iri"] == "urn:test:lot/GHOST"
+    assert rows.loc["GHOST", "distance"] == 2 and rows.loc["B-G", "distance"] == 3
     assert trace(kg, "L-TAB-001").paths_to("B-G") == [["B-G", "GHOST", "B-001", "L-TAB-001"]]
+    sublot = trace(kg, "S-1").to_frame().set_index("id")
+    assert sublot.loc["PARENT", "kind"] == "other" and sublot.loc["PARENT", "distance"] == 1
 
 
 def test_a_read_only_walk_from_an_iri_sees_a_sublot_another_writer_just_wrote(tmp_path: Path) -> None:
