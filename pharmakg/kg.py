@@ -17,13 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import audit
 from . import terms as T
 from .errors import QueryError, StoreError
 from .store.base import Functions, RawResult, SelectFormat, Store, sparql_string
 from .store.oxigraph import EmbeddedStore
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,6 +139,15 @@ class KnowledgeGraph:
         if revision != self._cache_revision:
             self._cache, self._cache_revision = {}, revision
         return self._cache
+
+    def cached(self, key: str, compute: Callable[[], _T]) -> _T:
+        """``compute()``, kept in :attr:`cache` under ``key`` until the store's revision moves
+        (worked out again on every call for a remote store)."""
+        cache = self.cache
+        if key not in cache:
+            cache[key] = compute()
+        value: _T = cache[key]
+        return value
 
     # -- context manager -----------------------------------------------------------
     def __enter__(self) -> KnowledgeGraph:

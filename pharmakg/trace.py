@@ -288,10 +288,7 @@ def _walk_props(
     if direction == "down":
         nodes = [r["x"] for r in kg.rows(closure_query(root, direction, steps))]
         return _node_props(kg, nodes, direction, steps)
-    props: dict[str, dict[str, list[str]]] = {}
-    for r in kg.rows(walk_query(root, direction, steps)):
-        p, o = _decoded(r)
-        props.setdefault(r["n"], {}).setdefault(p, []).append(o)
+    props = _grouped((r["n"], r) for r in kg.rows(walk_query(root, direction, steps)))
     # a node reached with no triple among those read has no row: it is the object of a step
     # taken forward from a node that has (upstream: consumed, sublotOf, assembledFrom)
     forward = [_CODE_IRI[s.split(":")[1]] for s in steps if not _UPSTREAM_STEPS[s].startswith("^")]
@@ -314,10 +311,16 @@ def _node_props(
     finally:
         if idle:
             _WALK_IDLE.release()
+    return _grouped(rows, nodes)
+
+
+def _grouped(rows: Iterable[tuple[str, dict[str, str]]], nodes: Iterable[str] = ()) -> dict[str, dict[str, list[str]]]:
+    """``_triples`` rows, each paired with its node, as node IRI -> property IRI -> values;
+    ``nodes`` are present even without a row."""
     props: dict[str, dict[str, list[str]]] = {n: {} for n in nodes}
     for n, r in rows:
         p, o = _decoded(r)
-        props[n].setdefault(p, []).append(o)
+        props.setdefault(n, {}).setdefault(p, []).append(o)
     return props
 
 
@@ -400,15 +403,15 @@ def _step_relations(kg: KnowledgeGraph) -> tuple[str, ...]:
     is walked over all four rather than probed on every walk."""
     if kg.store.revision is None:  # a remote store: a probe per walk would cost a round trip
         return STEP_RELATIONS
-    cache = kg.cache
-    if "trace.steps" not in cache:
+
+    def probe() -> tuple[str, ...]:
         used = kg.rows(
             "SELECT ?p WHERE { VALUES ?p { pkg:sublotOf pkg:assembledFrom } FILTER EXISTS { ?child ?p ?parent } }"
         )
         found = {"pkg:" + r["p"].removeprefix(PKG) for r in used}
-        cache["trace.steps"] = tuple(s for s in STEP_RELATIONS if s in found or s in ("pkg:consumed", "pkg:produced"))
-    steps: tuple[str, ...] = cache["trace.steps"]
-    return steps
+        return tuple(s for s in STEP_RELATIONS if s in found or s in ("pkg:consumed", "pkg:produced"))
+
+    return kg.cached("trace.steps", probe)
 
 
 #: What a walk reads of every node it reaches besides the step relations, which give the edges.
@@ -733,11 +736,9 @@ def _suspects_by(
 
 def _named_graphs(kg: KnowledgeGraph) -> list[str]:
     """The store's named graphs (kept in ``kg.cache``)."""
-    cache = kg.cache
-    if "trace.graphs" not in cache:
-        cache["trace.graphs"] = sorted(r["g"] for r in kg.rows("SELECT DISTINCT ?g WHERE { GRAPH ?g { } }"))
-    graphs: list[str] = cache["trace.graphs"]
-    return graphs
+    return kg.cached(
+        "trace.graphs", lambda: sorted(r["g"] for r in kg.rows("SELECT DISTINCT ?g WHERE { GRAPH ?g { } }"))
+    )
 
 
 #: below this many nodes a VALUES query runs whole; above, in halves on two threads
@@ -816,18 +817,6 @@ def _node_table(
     return _split(pool, nodes, run, at)
 
 
-def _per_node(rows: Iterable[tuple[str, dict[str, str]]]) -> dict[str, dict[str, str]]:
-    """One value per node and column from ``_node_table`` rows: the least, as ``_genealogy_graph`` picks
-    among a property's values (a lot with two quantities is bad data, and SHACL says so)."""
-    out: dict[str, dict[str, str]] = {}
-    for n, r in rows:
-        have = out.setdefault(n, {})
-        for k, v in r.items():
-            if k not in have or v < have[k]:
-                have[k] = v
-    return out
-
-
 def _shipments_linked(kg: KnowledgeGraph) -> bool:
     """Whether every shipment has its lot's ``pkg:shippedIn`` link (ingest writes one per shipment row).
 
@@ -837,14 +826,15 @@ def _shipments_linked(kg: KnowledgeGraph) -> bool:
     scans, ~0.1 s at 160 000 shipments), kept in ``kg.cache`` until the next
     write (a remote store counts on every recall).
     """
-    cache = kg.cache
-    if "trace.shipments_linked" not in cache:
+
+    def count() -> bool:
         row = kg.rows(
             "SELECT ?shipments ?links WHERE { { SELECT (COUNT(*) AS ?shipments) WHERE { ?r a pkg:Shipment } } "
             "{ SELECT (COUNT(*) AS ?links) WHERE { ?f pkg:shippedIn ?r } } }"
         )[0]
-        cache["trace.shipments_linked"] = row["shipments"] == row["links"]
-    return bool(cache["trace.shipments_linked"])
+        return row["shipments"] == row["links"]
+
+    return kg.cached("trace.shipments_linked", count)
 
 
 def _finished_and_shipped(
@@ -903,7 +893,8 @@ def _finished_and_shipped(
         "OPTIONAL { ?r pkg:shippedDate ?shipped }",
     )
     # a lot without a business id cannot be named in a recall (nor told from another)
-    lots = {f: p for f, p in _per_node((f, dict([_decoded(r)])) for f, r in lot_rows).items() if _ID in p}
+    # each property's least value, the same on every run (two quantities of one lot are bad data, which SHACL rejects)
+    lots = {f: {k: min(v) for k, v in p.items()} for f, p in _grouped(lot_rows).items() if _ID in p}
     unmeasured = [f for f, p in lots.items() if PKG + "quantity" not in p]
     made: dict[str, dict[str, str]] = {}
     if unmeasured:  # one whole record per lot (the least, for a lot made by several), not columns of several
@@ -997,13 +988,10 @@ _PRODUCTS_INLINE = 256
 
 def _drug_products(kg: KnowledgeGraph) -> list[str]:
     """The materials of kind pkg:DrugProduct (kept in ``kg.cache``)."""
-    cache = kg.cache
-    if "trace.products" not in cache:
-        cache["trace.products"] = sorted(
-            r["m"] for r in kg.rows("SELECT ?m WHERE { ?m pkg:materialKind pkg:DrugProduct }")
-        )
-    products: list[str] = cache["trace.products"]
-    return products
+    return kg.cached(
+        "trace.products",
+        lambda: sorted(r["m"] for r in kg.rows("SELECT ?m WHERE { ?m pkg:materialKind pkg:DrugProduct }")),
+    )
 
 
 def _utc(value: str | pd.Timestamp) -> pd.Timestamp:

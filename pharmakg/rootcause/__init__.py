@@ -367,16 +367,15 @@ def _fitted_twins(kg: KnowledgeGraph) -> list[Twin]:
     """The current version of every twin that is fitted and not retired (once per store revision)."""
     from ..twins import TwinError
 
-    cache = kg.cache  # a throwaway dict on a remote store
-    if "rootcause.twins" not in cache:
+    def fitted() -> list[Twin]:
         try:
             listed = kg.twins.list()
         except TwinError:
             listed = pd.DataFrame()
         twins = [kg.twins.load(i) for i in sorted(set(listed["id"]))] if len(listed) else []
-        cache["rootcause.twins"] = [t for t in twins if t.status != "retired" and t.fit_report is not None]
-    fitted: list[Twin] = cache["rootcause.twins"]
-    return fitted
+        return [t for t in twins if t.status != "retired" and t.fit_report is not None]
+
+    return kg.cached("rootcause.twins", fitted)  # worked out on every call for a remote store
 
 
 def _twin_links(kg: KnowledgeGraph) -> list[tuple[str, str, float, str]]:
