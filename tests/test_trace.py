@@ -58,6 +58,14 @@ def test_one_walk_query_reads_what_the_closure_and_node_queries_read(kg: pharmak
         assert one == two and len(one) > 8, (ref, direction)
 
 
+def test_a_walk_over_no_step_relation_is_refused() -> None:
+    from pharmakg.trace import closure_query, walk_query
+
+    for build in (closure_query, walk_query):
+        with pytest.raises(ValueError, match="a walk needs at least one step relation"):
+            build("urn:x", "up", ())
+
+
 def test_depth_and_stop_rules(tmp_path: Path) -> None:
     from pharmakg.demo import build_demo
 
